@@ -1,0 +1,65 @@
+# langflow-platform: charts, toolchain and test harness. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+ROOT := $(abspath .)
+include tools/versions.env
+export PATH := $(ROOT)/.tools/bin:$(ROOT)/.venv/bin:$(PATH)
+PY := $(ROOT)/.venv/bin/python
+PYTEST_ARGS ?=
+MARK ?=
+CLUSTER ?= local
+CHARTS := $(sort $(wildcard charts/langflow-*))
+COMPONENT_CHARTS := $(filter-out charts/langflow-common charts/langflow-platform,$(CHARTS))
+
+.PHONY: help tools deps lock test test-static lint demo cluster-up cluster-down loadtest dashboards docs package publish clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+tools: ## build/install the pinned toolchain into .tools and .venv (cached under ~/.cache; a no-op when warm)
+	@tools/install.sh all
+
+deps: ## vendor each chart's file:// dependencies (components first, then the umbrella)
+	@for c in $(COMPONENT_CHARTS) charts/langflow-platform; do helm dependency update --skip-refresh $$c >/dev/null || exit 1; done
+
+lock: ## re-pin the Python dependencies after editing pyproject.toml
+	@.venv/bin/uv pip compile -q pyproject.toml worker/pyproject.toml --all-extras --python-version 3.11 -o requirements.lock
+
+test: tools deps ## the whole suite (MARK=<marker> for one layer; CLUSTER=local|kind|existing)
+	@mkdir -p reports
+	@$(PY) -m pytest $(if $(MARK),-m "$(MARK)") --cluster $(CLUSTER) $(PYTEST_ARGS)
+
+test-static: ## lint, render, schema, policy, alerts and dashboards checks (no cluster)
+	@$(MAKE) --no-print-directory test MARK="render or schema or policy or alerts or dashboards" PYTEST_ARGS="$(PYTEST_ARGS)"
+
+lint: tools deps ## ruff and helm lint --strict only
+	@ruff check tests loadtest dashboards worker tools && ruff format --check tests loadtest dashboards worker tools
+	@for c in $(CHARTS); do helm lint --strict $$c >/dev/null || { helm lint --strict $$c; exit 1; }; done
+
+demo: tools deps ## start the local cluster (or CLUSTER=kind|existing), install the dev profile, show what runs
+	@$(PY) -m tests.harness.demo --cluster $(CLUSTER)
+
+cluster-up: tools ## start the local control plane (etcd, apiserver, controller-manager, scheduler, kwok)
+	@$(PY) -m tests.harness.cluster up
+
+cluster-down: ## stop the local control plane
+	@$(PY) -m tests.harness.cluster down
+
+loadtest: tools ## Locust against HOST (default: a local installation); DURATION=seconds
+	@$(PY) -m loadtest.run $(if $(HOST),--host $(HOST)) $(if $(DURATION),--duration $(DURATION))
+
+dashboards: tools ## regenerate dashboards/*.json from dashboards/*.py
+	@$(PY) -m dashboards.generate
+
+docs: tools ## regenerate every chart's README from its values.yaml (helm-docs)
+	@helm-docs --chart-search-root charts --template-files=README.md.gotmpl >/dev/null
+
+package: tools deps ## build versioned chart archives into dist/
+	@mkdir -p dist && for c in $(COMPONENT_CHARTS) charts/langflow-common charts/langflow-platform; do helm package $$c -d dist >/dev/null || exit 1; done; ls dist
+
+publish: package ## push dist/*.tgz to REGISTRY=oci://host/path
+	@test -n "$(REGISTRY)" || { echo "set REGISTRY=oci://..."; exit 1; }
+	@for t in dist/*.tgz; do helm push $$t $(REGISTRY) $(HELM_PUSH_ARGS) || exit 1; done
+
+clean: ## remove generated files (keeps the toolchain cache in ~/.cache)
+	rm -rf reports dist charts/*/charts charts/*/tmpcharts

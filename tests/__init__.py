@@ -1,0 +1,1 @@
+"""pytest harness for the langflow-platform charts."""

@@ -1,0 +1,1 @@
+"""Reusable pieces of the harness: paths, helm, manifests, processes, the local cluster."""
