@@ -20,7 +20,7 @@ tools: ## build/install the pinned toolchain into .tools and .venv (cached under
 	@tools/install.sh all
 
 deps: ## vendor each chart's file:// dependencies (components first, then the umbrella)
-	@for c in $(COMPONENT_CHARTS) charts/langflow-platform; do helm dependency update --skip-refresh $$c >/dev/null || exit 1; done
+	@mkdir -p .tools && flock .tools/.deps.lock bash -c 'for c in $(COMPONENT_CHARTS) charts/langflow-platform; do helm dependency update --skip-refresh $$c >/dev/null || exit 1; done'
 
 lock: ## re-pin the Python dependencies after editing pyproject.toml
 	@.venv/bin/uv pip compile -q pyproject.toml worker/pyproject.toml --all-extras --python-version 3.11 -o requirements.lock
