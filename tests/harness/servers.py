@@ -54,7 +54,8 @@ def wait_for(check: Callable[[], T], timeout: float, what: str, interval: float 
         except Exception as exc:  # the server is not there yet
             last = exc
         time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}" + (f" (last error: {last})" if last else ""))
+    detail = f" (last error: {last})" if last else ""
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
 
 
 def port_open(port: int, host: str = LOOPBACK) -> bool:
@@ -78,6 +79,12 @@ class Process:
 
     def alive(self) -> bool:
         return self.popen.poll() is None
+
+    def ensure_alive(self) -> bool:
+        """True while running; raises ServerError (with the log's tail) once the process has exited."""
+        if self.popen.poll() is not None:
+            raise ServerError(f"{self.name} exited with {self.popen.returncode}:\n{self.tail()}")
+        return True
 
     def tail(self, lines: int = 40) -> str:
         try:
@@ -162,7 +169,8 @@ class RabbitMQ:
 
     @property
     def url(self) -> str:
-        return f"amqp://{self.user}:{self.password}@{self.host}:{self.amqp_port}/{urllib.parse.quote(self.vhost, safe='')}"
+        vhost = urllib.parse.quote(self.vhost, safe="")
+        return f"amqp://{self.user}:{self.password}@{self.host}:{self.amqp_port}/{vhost}"
 
     @property
     def management_url(self) -> str:
@@ -191,8 +199,11 @@ class RabbitMQ:
         """GET the management API (JSON)."""
         import requests
 
-        r = requests.get(f"http://{self.host}:{self.management_port}/api/{path.lstrip('/')}",
-                         auth=(self.user, self.password), timeout=10)
+        r = requests.get(
+            f"http://{self.host}:{self.management_port}/api/{path.lstrip('/')}",
+            auth=(self.user, self.password),
+            timeout=10,
+        )
         r.raise_for_status()
         return r.json()
 
@@ -203,7 +214,10 @@ class RabbitMQ:
         self.process.stop(grace=30)
 
 
-def rabbitmq_env(base: Path, nodename: str, amqp_port: int, dist_port: int, config: Path, plugins: Path) -> dict[str, str]:
+def rabbitmq_env(
+    base: Path, nodename: str, amqp_port: int, dist_port: int, config: Path, plugins: Path
+) -> dict[str, str]:
+    """The environment of a RabbitMQ node (and of its CLI tools) living entirely under `base`."""
     return {
         "PATH": f"{RABBITMQ_BIN}:/usr/bin:/bin:/usr/sbin:/sbin",
         "HOME": str(base),
@@ -244,9 +258,17 @@ def rabbitmq(
     nodename = f"rabbit-{amqp}@localhost"
     with _tempdir("rabbitmq") as base:
         conf = base / "rabbitmq.conf"
-        lines = [config.rstrip(), f"listeners.tcp.default = {amqp}", f"management.tcp.port = {mgmt}",
-                 f"management.tcp.ip = {LOOPBACK}", f"prometheus.tcp.port = {prom}", f"prometheus.tcp.ip = {LOOPBACK}",
-                 f"default_user = {user}", f"default_pass = {pw}", "loopback_users = none"]
+        lines = [
+            config.rstrip(),
+            f"listeners.tcp.default = {amqp}",
+            f"management.tcp.port = {mgmt}",
+            f"management.tcp.ip = {LOOPBACK}",
+            f"prometheus.tcp.port = {prom}",
+            f"prometheus.tcp.ip = {LOOPBACK}",
+            f"default_user = {user}",
+            f"default_pass = {pw}",
+            "loopback_users = none",
+        ]
         if definitions is not None:
             (base / "definitions.json").write_text(definitions)
             lines.append(f"load_definitions = {base / 'definitions.json'}")
@@ -258,23 +280,23 @@ def rabbitmq(
             (base / d).mkdir()
         _chown_tree(base, "rabbitmq")
         env = rabbitmq_env(base, nodename, amqp, dist, conf, base / "enabled_plugins")
-        proc = spawn("rabbitmq", [str(RABBITMQ_BIN / "rabbitmq-server")], base / "server.log", env=env,
-                     user="rabbitmq", cwd=base)
+        proc = spawn(
+            "rabbitmq", [str(RABBITMQ_BIN / "rabbitmq-server")], base / "server.log", env=env, user="rabbitmq", cwd=base
+        )
         node = RabbitMQ(nodename, amqp, mgmt, prom, dist, user, pw, base, env, proc)
         try:
             try:
-                wait_for(lambda: not proc.alive() and _raise(proc) or (port_open(amqp) and port_open(mgmt)),
-                         start_timeout, f"RabbitMQ {nodename} to listen")
+                wait_for(
+                    lambda: proc.ensure_alive() and port_open(amqp) and port_open(mgmt),
+                    start_timeout,
+                    f"RabbitMQ {nodename} to listen",
+                )
                 wait_for(lambda: node.api("overview"), 60, "RabbitMQ management API")
             except (TimeoutError, ServerError) as exc:
                 raise ServerError(f"{exc}\n--- {proc.log} ---\n{proc.tail()}") from exc
             yield node
         finally:
             node.stop()
-
-
-def _raise(proc: Process) -> bool:
-    raise ServerError(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.tail()}")
 
 
 # ------------------------------------------------------------------------------------------------ Redis
@@ -307,8 +329,16 @@ def redis(*, config: str = "", password_: str | None = "generate", start_timeout
     pw = password() if password_ == "generate" else password_
     port = free_port()
     with _tempdir("redis") as base:
-        lines = [config.rstrip(), f"port {port}", f"bind {LOOPBACK}", f"dir {base}", "daemonize no",
-                 f"pidfile {base / 'redis.pid'}", "logfile \"\"", "protected-mode yes"]
+        lines = [
+            config.rstrip(),
+            f"port {port}",
+            f"bind {LOOPBACK}",
+            f"dir {base}",
+            "daemonize no",
+            f"pidfile {base / 'redis.pid'}",
+            'logfile ""',
+            "protected-mode yes",
+        ]
         if pw:
             lines += [f"requirepass {pw}", f"masterauth {pw}"]
         (base / "redis.conf").write_text("\n".join(line for line in lines if line) + "\n")
@@ -316,8 +346,7 @@ def redis(*, config: str = "", password_: str | None = "generate", start_timeout
         server = Redis(port, pw, base, proc)
         try:
             try:
-                wait_for(lambda: not proc.alive() and _raise(proc) or server.client().ping(), start_timeout,
-                         "Redis to answer PING")
+                wait_for(lambda: proc.ensure_alive() and server.client().ping(), start_timeout, "Redis to answer PING")
             except (TimeoutError, ServerError) as exc:
                 raise ServerError(f"{exc}\n--- {proc.log} ---\n{proc.tail()}") from exc
             yield server
@@ -351,9 +380,26 @@ class Postgres:
     def psql(self, sql: str, *, db: str | None = None, superuser: bool = True) -> str:
         env = {"PGPASSWORD": self.superuser_password if superuser else self.password, "PATH": "/usr/bin:/bin"}
         proc = subprocess.run(
-            ["psql", "-h", self.host, "-p", str(self.port), "-U", self.superuser if superuser else self.user,
-             "-d", db or self.dbname, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql],
-            env=env, capture_output=True, text=True, timeout=120,
+            [
+                "psql",
+                "-h",
+                self.host,
+                "-p",
+                str(self.port),
+                "-U",
+                self.superuser if superuser else self.user,
+                "-d",
+                db or self.dbname,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-At",
+                "-c",
+                sql,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         if proc.returncode != 0:
             raise ServerError(f"psql failed: {proc.stderr}")
@@ -388,14 +434,33 @@ def postgres(
         (base / "pwfile").write_text(su_pw + "\n")
         _chown_tree(base, "postgres")
         initdb = subprocess.run(
-            [str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--pwfile", str(base / "pwfile"),
-             "--auth-local=scram-sha-256", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"],
-            user="postgres" if os.geteuid() == 0 else None, capture_output=True, text=True, timeout=120,
+            [
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--pwfile",
+                str(base / "pwfile"),
+                "--auth-local=scram-sha-256",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ],
+            user="postgres" if os.geteuid() == 0 else None,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         if initdb.returncode != 0:
             raise ServerError(f"initdb failed: {initdb.stderr}")
-        conf_lines = [config.rstrip(), f"listen_addresses = '{LOOPBACK}'", f"port = {port}",
-                      f"unix_socket_directories = '{base}'"]
+        conf_lines = [
+            config.rstrip(),
+            f"listen_addresses = '{LOOPBACK}'",
+            f"port = {port}",
+            f"unix_socket_directories = '{base}'",
+        ]
         with (data / "postgresql.conf").open("a") as f:
             f.write("\n".join(line for line in conf_lines if line) + "\n")
         if hba is not None:
@@ -405,8 +470,11 @@ def postgres(
         server = Postgres(port, user, pw, dbname, base, proc, superuser_password=su_pw)
         try:
             try:
-                wait_for(lambda: not proc.alive() and _raise(proc) or server.psql("select 1", db="postgres") == "1",
-                         start_timeout, "PostgreSQL to accept connections")
+                wait_for(
+                    lambda: proc.ensure_alive() and server.psql("select 1", db="postgres") == "1",
+                    start_timeout,
+                    "PostgreSQL to accept connections",
+                )
             except (TimeoutError, ServerError) as exc:
                 raise ServerError(f"{exc}\n--- {proc.log} ---\n{proc.tail()}") from exc
             server.psql(f"create role {user} login password '{pw}'", db="postgres")
