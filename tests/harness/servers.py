@@ -33,6 +33,10 @@ class ServerError(RuntimeError):
     """A server did not start or stop; the message carries the tail of its log."""
 
 
+class ServerDied(ServerError):
+    """The server process exited while it was expected to run."""
+
+
 def free_port() -> int:
     """A TCP port free on loopback right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -49,7 +53,7 @@ def wait_for(check: Callable[[], T], timeout: float, what: str, interval: float 
             result = check()
             if result:
                 return result
-        except ServerError:  # the server died: waiting longer cannot help
+        except ServerDied:  # waiting longer cannot help
             raise
         except Exception as exc:  # the server is not there yet
             last = exc
@@ -83,7 +87,7 @@ class Process:
     def ensure_alive(self) -> bool:
         """True while running; raises ServerError (with the log's tail) once the process has exited."""
         if self.popen.poll() is not None:
-            raise ServerError(f"{self.name} exited with {self.popen.returncode}:\n{self.tail()}")
+            raise ServerDied(f"{self.name} exited with {self.popen.returncode}:\n{self.tail()}")
         return True
 
     def tail(self, lines: int = 40) -> str:
