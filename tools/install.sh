@@ -227,4 +227,4 @@ main() {
   done
   step "toolchain ready in $TOOLS_DIR"
 }
-main "$@"
+main "$@"; exit $?  # on one line: bash reads scripts as it runs them, so an edit made meanwhile cannot run
