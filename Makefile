@@ -52,7 +52,7 @@ dashboards: tools ## regenerate dashboards/*.json from dashboards/*.py
 	@$(PY) -m dashboards.generate
 
 docs: tools ## regenerate every chart's README from its values.yaml (helm-docs)
-	@helm-docs --chart-search-root charts --template-files=README.md.gotmpl >/dev/null
+	@helm-docs --chart-search-root charts --sort-values-order file --skip-version-footer >/dev/null
 
 package: tools deps ## build versioned chart archives into dist/
 	@mkdir -p dist && for c in $(COMPONENT_CHARTS) charts/langflow-common charts/langflow-platform; do helm package $$c -d dist >/dev/null || exit 1; done; ls dist
