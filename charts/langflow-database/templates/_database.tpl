@@ -1,0 +1,55 @@
+{{/* Database name and owner: global.database.name / user, defaulting to "langflow". */}}
+{{- define "langflow-database.dbName" -}}
+{{- ((.Values.global).database).name | default "langflow" -}}
+{{- end -}}
+{{- define "langflow-database.dbUser" -}}
+{{- ((.Values.global).database).user | default "langflow" -}}
+{{- end -}}
+
+{{/* The credentials Secret: existingSecret, global.database.existingSecret, or the generated one. */}}
+{{- define "langflow-database.secretName" -}}
+{{- .Values.existingSecret | default ((.Values.global).database).existingSecret | default (include "langflow-common.suffixed" (dict "context" . "suffix" "credentials")) -}}
+{{- end -}}
+{{- define "langflow-database.generateSecret" -}}
+{{- if not (or .Values.existingSecret ((.Values.global).database).existingSecret) }}true{{ end -}}
+{{- end -}}
+
+{{/* StorageClass of a volume: its own, else global.storageClass, else none (cluster default). */}}
+{{- define "langflow-database.storageClass" -}}
+{{- .storageClass | default ((.context.Values.global).storageClass) | default "" -}}
+{{- end -}}
+
+{{/* The host the backup/restore jobs connect to. */}}
+{{- define "langflow-database.backupHost" -}}
+{{- $v := .Values -}}
+{{- if $v.backup.host -}}{{ $v.backup.host }}
+{{- else if eq $v.mode "external" -}}{{ ((.Values.global).database).host | default $v.external.host }}
+{{- else -}}{{ include "langflow-common.fullname" . }}{{- end -}}
+{{- end -}}
+
+{{- define "langflow-database.backupPort" -}}
+{{- if eq .Values.mode "external" -}}{{ ((.Values.global).database).port | default .Values.external.port }}{{- else -}}5432{{- end -}}
+{{- end -}}
+
+{{/* Checks run by every mode. */}}
+{{- define "langflow-database.validate" -}}
+{{- if eq .Values.mode "external" -}}
+{{- include "langflow-common.validate.required" (dict "value" (((.Values.global).database).host | default .Values.external.host) "key" "database.external.host (or global.database.host)" "why" "mode external needs the server's DNS name") -}}
+{{- include "langflow-common.validate.required" (dict "value" (.Values.existingSecret | default ((.Values.global).database).existingSecret) "key" "global.database.existingSecret (or database.existingSecret)" "why" "mode external takes its credentials from an existing Secret (username/password)") -}}
+{{- end -}}
+{{- if .Values.backup.enabled -}}
+{{- include "langflow-common.validate.required" (dict "value" .Values.backup.s3.bucket "key" "database.backup.s3.bucket" "why" "backups need a bucket") -}}
+{{- end -}}
+{{- if .Values.restore.enabled -}}
+{{- include "langflow-common.validate.required" (dict "value" .Values.backup.s3.bucket "key" "database.backup.s3.bucket" "why" "the restore Job reads dumps from the backup bucket") -}}
+{{- end -}}
+{{- if and (eq .Values.mode "ha") .Values.ha.barmanObjectStore.enabled -}}
+{{- include "langflow-common.validate.required" (dict "value" .Values.ha.barmanObjectStore.destinationPath "key" "database.ha.barmanObjectStore.destinationPath" "why" "e.g. s3://bucket/prefix") -}}
+{{- end -}}
+{{- if and (eq .Values.mode "ha") (gt (int .Values.ha.maxSyncReplicas) (sub (int .Values.ha.instances) 1)) -}}
+{{- fail (printf "database.ha.maxSyncReplicas (%d) must be lower than database.ha.instances (%d)" (int .Values.ha.maxSyncReplicas) (int .Values.ha.instances)) -}}
+{{- end -}}
+{{- if gt (int .Values.ha.minSyncReplicas) (int .Values.ha.maxSyncReplicas) -}}
+{{- fail "database.ha.minSyncReplicas must not be greater than database.ha.maxSyncReplicas" -}}
+{{- end -}}
+{{- end -}}
