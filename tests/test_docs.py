@@ -48,18 +48,14 @@ def test_readme_is_current(chart: str, regenerated: Path) -> None:
     assert committed.read_text() == fresh, f"{chart}: README.md is stale; run `make docs` and commit"
 
 
-@pytest.mark.timeout(120)
-def test_every_value_is_documented(tmp_path: Path) -> None:
-    """helm-docs' strict mode fails on any values key without a `# --` description (no key exempted)."""
-    root = tmp_path / "charts"
-    shutil.copytree(CHARTS, root, ignore=shutil.ignore_patterns("charts", "tmpcharts"))
-    proc = _helm_docs(
-        root,
-        "--documentation-strict-mode",
-        "--documentation-strict-ignore-absent",
-        "",
-        "--documentation-strict-ignore-absent-regex",
-        "",
-        "--dry-run",
-    )
-    assert proc.returncode == 0, f"undocumented values:\n{proc.stderr[-4000:]}"
+def undocumented(readme: str) -> list[str]:
+    """Keys of a helm-docs values table whose description cell is empty."""
+    rows = [line.split("|") for line in readme.splitlines() if line.startswith("| ") and line.count("|") >= 5]
+    return [cells[1].strip() for cells in rows[1:] if not cells[-2].strip()]
+
+
+@pytest.mark.parametrize("chart", chart_dirs())
+def test_every_value_is_documented(chart: str, regenerated: Path) -> None:
+    """Every values key carries a `# --` description (helm-docs leaves the cell empty otherwise)."""
+    missing = undocumented((regenerated / chart / "README.md").read_text())
+    assert not missing, f"{chart}: values without a '# --' description: {missing}"
