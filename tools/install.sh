@@ -7,7 +7,7 @@
 # used as is. Python dependencies go into .venv (uv, from requirements.lock); Langflow into its own cached
 # venv. Debian packages for the real servers are installed when missing (as root).
 #
-# Usage: tools/install.sh [all|go|python|langflow|apt|crds|schemas] ...   (default: all)
+# Usage: tools/install.sh [all|go|python|langflow|apt|crds|schemas|scanners] ...   (default: all)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -74,6 +74,7 @@ b_kubeconform() { GOBIN=$1 go install -ldflags "-s -w" "github.com/yannh/kubecon
 b_helm_docs() { GOBIN=$1 go install -ldflags "-s -w" "github.com/norwoodj/helm-docs/cmd/helm-docs@$2"; }
 b_kwok() { GOBIN=$1 go install -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${2#v}" "sigs.k8s.io/kwok/cmd/kwok@$2"; }
 b_kwokctl() { GOBIN=$1 go install -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${2#v}" "sigs.k8s.io/kwok/cmd/kwokctl@$2"; }
+b_kube_score() { GOBIN=$1 go install -ldflags "-s -w -X main.version=${2#v}" "github.com/zegl/kube-score/cmd/kube-score@$2"; }
 b_metrics_server() { GOBIN=$1 go install -ldflags "-s -w" "sigs.k8s.io/metrics-server/cmd/metrics-server@$2"; }
 b_ct() {
   local src; src=$(module_copy github.com/helm/chart-testing/v3 "$2")
@@ -137,6 +138,7 @@ go_tools() {
   build keda-operator "$KEDA_VERSION" b_keda
   link keda-adapter "$CACHE/bin/keda-operator@$KEDA_VERSION"
   build metrics-server "$METRICS_SERVER_VERSION" b_metrics_server
+  build kube-score "$KUBE_SCORE_VERSION" b_kube_score
 }
 
 python_deps() {
@@ -200,29 +202,50 @@ crds() {
 # kubeconform schemas: built-in kinds from the Kubernetes module's OpenAPI, CRD kinds from the CRDs.
 schemas() {
   crds; python_deps
-  local out="$TOOLS_DIR/schemas" stamp="$KUBERNETES_VERSION $(cat "$TOOLS_DIR/crds/.stamp")"
+  local out="$TOOLS_DIR/schemas" stamp
+  stamp="$KUBERNETES_VERSION $(cat "$TOOLS_DIR/crds/.stamp") $(sha256sum "$ROOT/tools/gen_schemas.py" | cut -c1-12)"
   [ "$(cat "$out/.stamp" 2>/dev/null)" = "$stamp" ] && return
   step "schemas: generating strict kubeconform schemas for Kubernetes $KUBERNETES_VERSION and the CRDs"
   (cd "$CACHE/src" && GOFLAGS=-mod=mod go mod download "k8s.io/kubernetes@$KUBERNETES_VERSION")
   rm -rf "$out"
   "$ROOT/.venv/bin/python" "$ROOT/tools/gen_schemas.py" \
     --openapi "$GOMODCACHE/k8s.io/kubernetes@$KUBERNETES_VERSION/api/openapi-spec/swagger.json" \
-    --crds "$TOOLS_DIR/crds" --out "$out"
+    --crds "$TOOLS_DIR/crds" --out "$out" --kubernetes-version "$KUBERNETES_VERSION"
   printf '%s' "$stamp" > "$out/.stamp"
+}
+
+# Python scanners whose pins clash with our lock (and with each other: checkov wants networkx<2.7,
+# network-config-analyzer ==3.2.1): each in its own venv, cached per version, its command linked into .tools/bin.
+# pyvenv NAME VERSION COMMAND: install PyPI package NAME==VERSION into a venv of its own, link COMMAND
+pyvenv() {
+  local pkg=$1 ver=$2 cmd=$3 venv="$CACHE/$1-$2"
+  if [ ! -x "$venv/bin/$cmd" ]; then
+    python_deps
+    step "$pkg $ver: installing into $venv (its own venv)"
+    rm -rf "$venv"
+    "$ROOT/.venv/bin/uv" venv -q --python "${PYTHON:-python3}" "$venv"
+    VIRTUAL_ENV="$venv" "$ROOT/.venv/bin/uv" pip install -q --python "$venv/bin/python" "$pkg==$ver"
+  fi
+  link "$cmd" "$venv/bin"
+}
+scanners() {
+  pyvenv checkov "$CHECKOV_VERSION" checkov
+  pyvenv network-config-analyzer "$NCA_VERSION" nca
 }
 
 main() {
   local what=("$@"); [ ${#what[@]} -eq 0 ] && what=(all)
   for w in "${what[@]}"; do
     case $w in
-      all) apt_packages; go_tools; python_deps; crds; schemas; langflow ;;
+      all) apt_packages; go_tools; python_deps; crds; schemas; scanners; langflow ;;
       go) go_tools ;;
       python) python_deps ;;
       langflow) langflow ;;
       apt) apt_packages ;;
       crds) crds ;;
       schemas) schemas ;;
-      *) die "unknown part '$w' (all|go|python|langflow|apt|crds|schemas)" ;;
+      scanners) scanners ;;
+      *) die "unknown part '$w' (all|go|python|langflow|apt|crds|schemas|scanners)" ;;
     esac
   done
   step "toolchain ready in $TOOLS_DIR"
