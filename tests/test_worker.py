@@ -1,0 +1,345 @@
+"""worker: the runtime's queue worker (`python -m langflow_worker`) as real processes against real RabbitMQ and
+Redis servers on loopback: N jobs in → N correct results out, a worker killed mid-job → the job is redelivered and
+completed exactly once, failures retried then dead-lettered, poison messages dead-lettered, SIGTERM drains."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pika
+import pytest
+import requests
+
+from tests.harness import servers
+from tests.harness.paths import ROOT
+
+pytestmark = pytest.mark.worker
+
+QUEUE = "langflow.flow-runs"
+DLQ = "langflow.flow-runs.dlq"
+
+
+class WorkerProc:
+    """One `python -m langflow_worker` process with its log and metrics port."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.metrics_port = servers.free_port()
+        self.log = log
+        full_env = {**os.environ, **env, "WORKER_METRICS_PORT": str(self.metrics_port), "PYTHONUNBUFFERED": "1"}
+        with log.open("ab") as out:
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", "langflow_worker", *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=full_env,
+                cwd=ROOT,
+                start_new_session=True,
+            )
+
+    def metric(self, name: str) -> float:
+        text = requests.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith(name) and (line[len(name)] in " {"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def wait_in_flight(self, n: int = 1, timeout: float = 30) -> None:
+        servers.wait_for(lambda: self.metric("langflow_worker_jobs_in_flight") >= n, timeout, f"{n} job(s) in flight")
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, sig)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(10)
+        return self.popen.returncode
+
+
+@pytest.fixture
+def start_worker() -> Iterator[Callable[..., WorkerProc]]:
+    procs: list[WorkerProc] = []
+    with tempfile.TemporaryDirectory(prefix="lfp-worker-") as tmp:
+
+        def start(broker: str, url: str, *extra: str, wait_metrics: bool = True, **env: str) -> WorkerProc:
+            args = ["--broker", broker, "--url", url, "--queue", QUEUE, "--dead-letter-queue", DLQ, *extra]
+            p = WorkerProc(args, env, Path(tmp) / f"worker-{len(procs)}.log")
+            procs.append(p)
+            if wait_metrics:
+                servers.wait_for(
+                    lambda: p.popen.poll() is None and p.metric("langflow_worker_slots") >= 1,
+                    30,
+                    f"worker metrics\n{p.tail()}",
+                )
+            return p
+
+        try:
+            yield start
+        finally:
+            for p in procs:
+                p.stop(signal.SIGKILL, 10)
+
+
+def job(i: int | str, reply_to: str, **extra: Any) -> dict[str, Any]:
+    return {"job_id": f"job-{i}", "flow": "echo", "input_value": f"hello {i}", "reply_to": reply_to, **extra}
+
+
+# --------------------------------------------------------------------------------------------- RabbitMQ
+@pytest.fixture(scope="module")
+def rabbit() -> Iterator[servers.RabbitMQ]:
+    with servers.rabbitmq(plugins=("rabbitmq_management", "rabbitmq_prometheus")) as node:
+        yield node
+
+
+@pytest.fixture
+def amqp(rabbit: servers.RabbitMQ) -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
+    conn = pika.BlockingConnection(pika.URLParameters(rabbit.url))
+    ch = conn.channel()
+    for q in (QUEUE, DLQ):  # each test starts from empty queues the worker declares itself
+        ch.queue_delete(q)
+    try:
+        yield ch
+    finally:
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
+def reply_queue(ch: Any) -> str:
+    name = f"results-{uuid.uuid4().hex[:8]}"
+    ch.queue_declare(name, durable=True)
+    return name
+
+
+def publish(ch: Any, body: dict[str, Any] | bytes, correlation_id: str | None = None) -> None:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    props = pika.BasicProperties(delivery_mode=2, correlation_id=correlation_id, content_type="application/json")
+    ch.basic_publish("", QUEUE, data, props)
+
+
+def drain(ch: Any, queue: str, want: int, timeout: float) -> list[tuple[Any, dict[str, Any]]]:
+    """Collect `want` messages from `queue` (bounded by `timeout`)."""
+    got: list[tuple[Any, dict[str, Any]]] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < want and time.monotonic() < deadline:
+        method, props, body = ch.basic_get(queue, auto_ack=True)
+        if method is None:
+            time.sleep(0.05)
+            continue
+        got.append((props, json.loads(body)))
+    return got
+
+
+@pytest.mark.timeout(180)
+def test_rabbitmq_n_jobs_give_n_correct_results(amqp: Any, rabbit: servers.RabbitMQ, start_worker: Any) -> None:
+    workers = [
+        start_worker(
+            "rabbitmq",
+            rabbit.url,
+            "--executor",
+            "sleep",
+            "--sleep-seconds",
+            "0.05",
+            "--prefetch",
+            "2",
+            "--worker-id",
+            f"w{i}",
+        )
+        for i in range(2)
+    ]
+    replies = reply_queue(amqp)
+    n = 40
+    for i in range(n):
+        publish(amqp, job(i, replies), correlation_id=f"corr-{i}")
+    results = drain(amqp, replies, n, 60)
+    assert len(results) == n, f"got {len(results)} of {n} results\n{workers[0].tail()}"
+    by_id = {r["job_id"]: (props, r) for props, r in results}
+    assert set(by_id) == {f"job-{i}" for i in range(n)}, "every job answered exactly once"
+    for i in range(n):
+        props, r = by_id[f"job-{i}"]
+        assert props.correlation_id == f"corr-{i}", "the result carries the job's correlation id"
+        assert r["status"] == "ok" and r["error"] is None
+        assert r["outputs"][0]["input_value"] == f"hello {i}"
+        assert r["duration_ms"] >= 50
+    assert len({r["worker"] for _, r in results}) == 2, "both workers took jobs"
+    assert sum(w.metric("langflow_worker_jobs_processed_total") for w in workers) == n
+    queue = rabbit.api(f"queues/%2F/{QUEUE}")
+    assert isinstance(queue, dict) and queue["arguments"]["x-queue-type"] == "quorum"
+    assert queue["arguments"]["x-dead-letter-routing-key"] == DLQ
+
+
+@pytest.mark.timeout(180)
+def test_rabbitmq_worker_killed_mid_job_is_redelivered_and_completed_once(
+    amqp: Any, rabbit: servers.RabbitMQ, start_worker: Any
+) -> None:
+    replies = reply_queue(amqp)
+    first = start_worker("rabbitmq", rabbit.url, "--executor", "sleep", "--sleep-seconds", "3", "--worker-id", "a")
+    publish(amqp, job("kill", replies))
+    first.wait_in_flight(1)
+    first.stop(signal.SIGKILL)
+    second = start_worker("rabbitmq", rabbit.url, "--executor", "sleep", "--sleep-seconds", "0.5", "--worker-id", "b")
+    results = drain(amqp, replies, 1, 60)
+    assert len(results) == 1, f"the job was not completed after the kill\n{second.tail()}"
+    assert results[0][1]["job_id"] == "job-kill" and results[0][1]["worker"] == "b"
+    time.sleep(2)  # a duplicate would have arrived by now
+    assert drain(amqp, replies, 1, 1) == [], "the job completed twice"
+    assert second.metric("langflow_worker_jobs_processed_total") == 1
+
+
+@pytest.mark.timeout(180)
+def test_rabbitmq_failures_retry_then_dead_letter_and_poison(
+    amqp: Any, rabbit: servers.RabbitMQ, start_worker: Any
+) -> None:
+    replies = reply_queue(amqp)
+    w = start_worker("rabbitmq", rabbit.url, "--executor", "sleep", "--sleep-seconds", "0", "--max-retries", "2")
+    publish(amqp, b"{not json")
+    publish(amqp, job("bad", replies, tweaks={"fail": "always"}))
+    publish(amqp, job("good", replies))
+    dead = drain(amqp, DLQ, 2, 60)
+    assert len(dead) == 2, w.tail()
+    by_kind = {("raw" if "raw" in d else d["job_id"]): d for _, d in dead}
+    assert by_kind["raw"]["raw"] == "{not json" and "poison" in by_kind["raw"]["error"]
+    assert by_kind["job-bad"]["attempts"] == 3, "1 attempt + 2 retries before dead-lettering"
+    assert "always" in by_kind["job-bad"]["error"]
+    results = {r["job_id"]: r for _, r in drain(amqp, replies, 2, 30)}
+    assert results["job-bad"]["status"] == "error" and "always" in results["job-bad"]["error"]
+    assert results["job-good"]["status"] == "ok"
+    assert w.metric('langflow_worker_job_failures_total{outcome="retried"}') == 2
+    assert w.metric('langflow_worker_job_failures_total{outcome="dead_lettered"}') == 1
+    assert w.metric('langflow_worker_job_failures_total{outcome="poison"}') == 1
+
+
+@pytest.mark.timeout(120)
+def test_rabbitmq_sigterm_drains_in_flight_job(amqp: Any, rabbit: servers.RabbitMQ, start_worker: Any) -> None:
+    replies = reply_queue(amqp)
+    w = start_worker("rabbitmq", rabbit.url, "--executor", "sleep", "--sleep-seconds", "2")
+    publish(amqp, job("drain", replies))
+    publish(amqp, job("later", replies))
+    w.wait_in_flight(1)
+    t0 = time.monotonic()
+    assert w.stop(signal.SIGTERM, 30) == 0, w.tail()
+    assert time.monotonic() - t0 < 10
+    results = drain(amqp, replies, 1, 5)
+    assert [r["job_id"] for _, r in results] == ["job-drain"], "the in-flight job finished before exit"
+    method, _, body = amqp.basic_get(QUEUE, auto_ack=True)
+    assert method is not None and json.loads(body)["job_id"] == "job-later", "the unstarted job stayed queued"
+
+
+# ------------------------------------------------------------------------------------------------ Redis
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[servers.Redis]:
+    with servers.redis() as server:
+        yield server
+
+
+@pytest.fixture
+def rds(redis_server: servers.Redis) -> Any:
+    client = redis_server.client()
+    client.flushdb()
+    return client
+
+
+def redis_results(client: Any, key: str, want: int, timeout: float) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while len(out) < want and time.monotonic() < deadline:
+        item = client.brpop(key, timeout=1)
+        if item:
+            out.append(json.loads(item[1]))
+    return out
+
+
+@pytest.mark.timeout(180)
+def test_redis_n_jobs_give_n_correct_results(rds: Any, redis_server: servers.Redis, start_worker: Any) -> None:
+    workers = [
+        start_worker(
+            "redis",
+            redis_server.url,
+            "--executor",
+            "sleep",
+            "--sleep-seconds",
+            "0.05",
+            "--prefetch",
+            "2",
+            "--worker-id",
+            f"w{i}",
+        )
+        for i in range(2)
+    ]
+    n = 40
+    for i in range(n):
+        rds.lpush(QUEUE, json.dumps(job(i, "results")))
+    results = redis_results(rds, "results", n, 60)
+    assert len(results) == n, workers[0].tail()
+    assert sorted(r["job_id"] for r in results) == sorted(f"job-{i}" for i in range(n))
+    assert all(r["status"] == "ok" and r["outputs"][0]["input_value"] == f"hello {r['job_id'][4:]}" for r in results)
+    assert rds.llen(QUEUE) == 0
+    assert all(rds.llen(k) == 0 for k in rds.keys(f"{QUEUE}:processing:*")), "processing lists emptied (LREM)"
+
+
+@pytest.mark.timeout(180)
+def test_redis_worker_killed_mid_job_is_reclaimed_and_completed_once(
+    rds: Any, redis_server: servers.Redis, start_worker: Any
+) -> None:
+    first = start_worker(
+        "redis",
+        redis_server.url,
+        "--executor",
+        "sleep",
+        "--sleep-seconds",
+        "5",
+        *("--worker-id", "a", "--heartbeat-ttl", "3"),
+    )
+    rds.lpush(QUEUE, json.dumps(job("kill", "results")))
+    first.wait_in_flight(1)
+    first.stop(signal.SIGKILL)
+    assert rds.llen(f"{QUEUE}:processing:a") == 1, "the job sits in the dead worker's processing list"
+    # another worker (not the same pod coming back) reclaims it once worker a's heartbeat expired
+    second = start_worker(
+        "redis",
+        redis_server.url,
+        "--executor",
+        "sleep",
+        "--sleep-seconds",
+        "0.2",
+        *("--worker-id", "b", "--heartbeat-ttl", "3"),
+    )
+    results = redis_results(rds, "results", 1, 30)
+    assert [r["job_id"] for r in results] == ["job-kill"], second.tail()
+    assert results[0]["worker"] == "b"
+    time.sleep(2)
+    assert rds.llen("results") == 0, "the job completed twice"
+    assert rds.llen(f"{QUEUE}:processing:a") == 0
+
+
+@pytest.mark.timeout(120)
+def test_redis_failures_retry_then_dead_letter_and_poison(
+    rds: Any, redis_server: servers.Redis, start_worker: Any
+) -> None:
+    w = start_worker("redis", redis_server.url, "--executor", "sleep", "--sleep-seconds", "0", "--max-retries", "1")
+    rds.lpush(QUEUE, "[1, 2]")
+    rds.lpush(QUEUE, json.dumps(job("bad", "results", tweaks={"fail": "boom"})))
+    servers.wait_for(lambda: rds.llen(DLQ) == 2, 30, f"2 dead letters\n{w.tail()}")
+    dead = [json.loads(x) for x in rds.lrange(DLQ, 0, -1)]
+    bad = next(d for d in dead if d.get("job_id") == "job-bad")
+    poison = next(d for d in dead if "raw" in d)
+    assert bad["attempts"] == 2 and "boom" in bad["error"]
+    assert poison["raw"] == "[1, 2]" and "poison" in poison["error"]
+    results = redis_results(rds, "results", 1, 10)
+    assert results and results[0]["status"] == "error"
