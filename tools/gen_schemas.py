@@ -190,6 +190,11 @@ def crd_schemas(crd_dir: Path) -> dict[str, Schema]:
     return files
 
 
+def crd_api_versions(schema: Schema) -> list[str]:
+    api_version = schema["properties"]["apiVersion"]["enum"][0]
+    return [api_version, f"{api_version}/{schema['properties']['kind']['enum'][0]}"]
+
+
 def write(out: Path, files: dict[str, Schema]) -> None:
     for rel, schema in files.items():
         target = out / rel
@@ -219,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         counts[folder] = len(files)
     crds = crd_schemas(args.crds)
     write(args.out, crds)
+    # the CRD API versions, for `helm template --api-versions` (group/version and group/version/Kind)
+    api_versions = sorted({v for _, s in crds.items() for v in crd_api_versions(s)})
+    (args.out / "crd-api-versions.txt").write_text("\n".join(api_versions) + "\n")
     counts["crd kinds"] = len(crds)
     print("gen_schemas: " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
     return 0 if crds and all(counts.values()) else 1
