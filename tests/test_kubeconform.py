@@ -68,13 +68,13 @@ def kubeconform(paths: list[Path]) -> list[dict[str, Any]]:
 
 def reasons(result: dict[str, Any]) -> str:
     """The innermost causes of a failure (kubeconform nests them under anyOf for nullable fields)."""
-    errors = [
-        f"{e['path']}: {e['msg']}"
-        for e in result.get("validationErrors") or []
-        if e["msg"] != "anyOf failed" and "want null" not in e["msg"]
-    ]
+
+    def noise(msg: str) -> bool:
+        return msg == "anyOf failed" or re.fullmatch(r"got \w+, want null", msg) is not None
+
+    errors = [f"{e['path']}: {e['msg']}" for e in result.get("validationErrors") or [] if not noise(e["msg"])]
     causes = re.findall(r"- at '([^']*)': ([^-]+?)(?=\s+- at|$)", result.get("msg", ""))
-    deep = [f"{p}: {m.strip()}" for p, m in causes if "want null" not in m and m.strip() != "anyOf failed"]
+    deep = [f"{p}: {m.strip()}" for p, m in causes if not noise(m.strip())]
     return "; ".join(deep or errors or [result.get("msg", "")])
 
 
