@@ -5,8 +5,8 @@ manifests (each test lists every violation as "profile: Kind/name container: rea
   NET_BIND_SERVICE), seccomp RuntimeDefault, no host namespaces/paths/ports, read-only root filesystem with
   the paths the process writes (HOME, TMPDIR, LANGFLOW_CONFIG_DIR, PGDATA, /tmp for Langflow) on writable mounts;
 - requests and limits (cpu, memory) on every container; readiness and liveness probes on long-running ones;
-- PodDisruptionBudgets for the IDE, the runtime and every workload that runs 2+ replicas (HA data included),
-  keeping at least 50 % of the IDE and runtime;
+- PodDisruptionBudgets for every workload that may run 2+ replicas (IDE, runtime, HA data), keeping at least
+  50 % of the IDE and runtime;
 - selector labels on pod templates; no `latest` (or untagged) image;
 - `enableServiceLinks: false` on Langflow pods (service links inject LANGFLOW_PORT=tcp://... and break it);
 - one ServiceAccount per component, its token mounted only when RBAC in the release grants it something;
@@ -249,13 +249,12 @@ def check_pdbs_protect_replicated_workloads(manifest: helm.Manifest) -> list[str
             continue
         low, high = scalers_of(manifest, w)
         critical = component(w) in LANGFLOW_COMPONENTS
-        if high < 2 and not critical:
+        if high < 2:  # a single replica: a PDB would only block node drains
             continue
         labels = pod_template(w).get("metadata", {}).get("labels", {})
         covering = [p for p in pdbs if selects(p["spec"].get("selector") or {}, labels)]
         if not covering:
-            if high >= 2 or critical:
-                bad.append(where(manifest, w, f"replicas {low}-{high}: no PodDisruptionBudget selects its pods"))
+            bad.append(where(manifest, w, f"replicas {low}-{high}: no PodDisruptionBudget selects its pods"))
             continue
         if critical and not all(keeps_half(p, max(low, 2)) for p in covering):
             bad.append(where(manifest, w, f"PDB {[p['spec'] for p in covering]} keeps less than 50 %"))
