@@ -1,0 +1,322 @@
+"""render: the app tier (IDE and runtime) in every profile — exact objects, KEDA triggers per broker type, the
+scaling behaviour block, probes, env wiring through the connections helper, writable mounts, kept Secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness import helm
+from tests.harness.paths import profiles
+
+pytestmark = pytest.mark.render
+
+BEHAVIOR = {
+    "scaleUp": {
+        "stabilizationWindowSeconds": 0,
+        "policies": [
+            {"type": "Percent", "value": 100, "periodSeconds": 30},
+            {"type": "Pods", "value": 2, "periodSeconds": 30},
+        ],
+        "selectPolicy": "Max",
+    },
+    "scaleDown": {
+        "stabilizationWindowSeconds": 300,
+        "policies": [{"type": "Percent", "value": 50, "periodSeconds": 60}],
+    },
+}
+
+
+def container(workload: dict[str, Any], name: str) -> dict[str, Any]:
+    for c in workload["spec"]["template"]["spec"]["containers"]:
+        if c["name"] == name:
+            return c
+    raise KeyError(name)
+
+
+def env(c: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in c.get("env", [])}
+
+
+def env_order(c: dict[str, Any]) -> list[str]:
+    return [e["name"] for e in c.get("env", [])]
+
+
+def broker_type(m: helm.Manifest) -> str:
+    so = m.get("ScaledObject", "lf-runtime")
+    return so["spec"]["triggers"][0]["type"]
+
+
+@pytest.mark.parametrize("profile", profiles())
+def test_app_objects_exist(profile: str, rendered_profiles: dict[str, helm.Manifest]) -> None:
+    m = rendered_profiles[profile]
+    for kind, name in [
+        ("Deployment", "lf-ide"),
+        ("Service", "lf-ide"),
+        ("ServiceAccount", "lf-ide"),
+        ("Secret", "lf-ide-secrets"),
+        ("Ingress", "lf-ide"),
+        ("Ingress", "lf-ide-api"),
+        ("StatefulSet", "lf-runtime"),
+        ("Service", "lf-runtime-headless"),
+        ("ServiceAccount", "lf-runtime"),
+        ("Secret", "lf-runtime-api-key"),
+        ("ConfigMap", "lf-runtime-flows"),
+        ("ScaledObject", "lf-runtime"),
+        ("TriggerAuthentication", "lf-runtime"),
+    ]:
+        m.get(kind, name)
+
+
+@pytest.mark.parametrize("profile", profiles())
+def test_ide_deployment_contract(profile: str, rendered_profiles: dict[str, helm.Manifest]) -> None:
+    m = rendered_profiles[profile]
+    d = m.get("Deployment", "lf-ide")
+    spec = d["spec"]["template"]["spec"]
+    assert d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert spec["enableServiceLinks"] is False, "service links inject LANGFLOW_PORT=tcp://... and break Langflow"
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["securityContext"]["runAsUser"] == 1000 and spec["securityContext"]["runAsGroup"] == 0
+    c = container(d, "langflow")
+    assert c["image"].endswith("langflowai/langflow:1.13.0")
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    e = env(c)
+    assert e["LANGFLOW_AUTO_LOGIN"] == "false"
+    assert e["LANGFLOW_SUPERUSER_PASSWORD"]["secretKeyRef"] == {"name": "lf-ide-secrets", "key": "superuser-password"}
+    assert e["LANGFLOW_SECRET_KEY"]["secretKeyRef"] == {"name": "lf-ide-secrets", "key": "secret-key"}
+    assert e["LANGFLOW_PROMETHEUS_ENABLED"] == "true" and e["LANGFLOW_PROMETHEUS_PORT"] == "9090"
+    assert e["LANGFLOW_DO_NOT_TRACK"] == "true"
+    assert e["HOME"] == "/app/data" and e["LANGFLOW_CONFIG_DIR"].startswith("/app/data")
+    # the database URL is built from $(VARS) declared before it, the password never inlined
+    url = e["LANGFLOW_DATABASE_URL"]
+    assert url.startswith("postgresql://$(LF_DATABASE_USER):$(LF_DATABASE_PASSWORD)@"), url
+    order = env_order(c)
+    assert order.index("LF_DATABASE_PASSWORD") < order.index("LANGFLOW_DATABASE_URL")
+    assert "secretKeyRef" in e["LF_DATABASE_PASSWORD"]
+    mounts = {v["mountPath"] for v in c["volumeMounts"]}
+    assert {"/app/data", "/tmp"} <= mounts, "Langflow writes HOME/config and /tmp on a read-only root"
+    probes = {k: c[k]["httpGet"]["path"] for k in ("startupProbe", "readinessProbe", "livenessProbe")}
+    assert probes == {"startupProbe": "/health_check", "readinessProbe": "/health_check", "livenessProbe": "/health"}
+    startup = c["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 90, "must survive a ~60-90 s cold start"
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert ports == {"http": 7860, "metrics": 9090}
+    svc_ports = {p["name"]: p["port"] for p in m.get("Service", "lf-ide")["spec"]["ports"]}
+    assert svc_ports == {"http": 7860, "metrics": 9090}
+
+
+def test_ide_scaling_and_availability_in_prod(rendered_profiles: dict[str, helm.Manifest]) -> None:
+    m = rendered_profiles["prod"]
+    hpa = m.get("HorizontalPodAutoscaler", "lf-ide")["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 6)
+    targets = {x["resource"]["name"]: x["resource"]["target"]["averageUtilization"] for x in hpa["metrics"]}
+    assert targets == {"cpu": 70, "memory": 80}
+    assert m.get("PodDisruptionBudget", "lf-ide")["spec"]["minAvailable"] == "50%"
+    spec = m.get("Deployment", "lf-ide")["spec"]["template"]["spec"]
+    assert spec["topologySpreadConstraints"][0]["topologyKey"] == "topology.kubernetes.io/zone"
+    assert "podAntiAffinity" in spec["affinity"]
+
+
+def test_ide_dev_is_single_replica(rendered_profiles: dict[str, helm.Manifest]) -> None:
+    m = rendered_profiles["dev"]
+    assert m.get("Deployment", "lf-ide")["spec"]["replicas"] == 1
+    assert not m.of_kind("HorizontalPodAutoscaler")
+
+
+def test_ide_ingress_tiers_tls_websockets(rendered_profiles: dict[str, helm.Manifest]) -> None:
+    m = rendered_profiles["prod"]
+    ui, api = m.get("Ingress", "lf-ide"), m.get("Ingress", "lf-ide-api")
+    a, b = ui["metadata"]["annotations"], api["metadata"]["annotations"]
+    assert ui["spec"]["ingressClassName"] == "nginx"
+    assert a["cert-manager.io/cluster-issuer"] == "letsencrypt-prod"
+    assert ui["spec"]["tls"][0]["secretName"] == api["spec"]["tls"][0]["secretName"] == "lf-ide-tls"
+    assert a["nginx.ingress.kubernetes.io/affinity"] == "cookie"
+    assert "nginx.ingress.kubernetes.io/affinity" not in b, "API tier is stateless"
+    assert int(a["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600
+    assert int(b["nginx.ingress.kubernetes.io/limit-rps"]) > int(a["nginx.ingress.kubernetes.io/limit-rps"])
+    assert a["nginx.ingress.kubernetes.io/proxy-body-size"] == "100m"
+    assert [p["path"] for p in api["spec"]["rules"][0]["http"]["paths"]] == ["/api/v1/run", "/api/v1/webhook"]
+    assert rendered_profiles["aws"].get("Ingress", "lf-ide")["spec"]["ingressClassName"] == "alb"
+
+
+def test_ide_issuer_and_httproute_options(tmp_path: Path) -> None:
+    values = tmp_path / "route.yaml"
+    values.write_text(
+        "ide:\n  ingress: {tls: {issuer: my-issuer}}\n"
+        "  httpRoute: {enabled: true, parentRefs: [{name: gw, namespace: infra}]}\n"
+    )
+    m = helm.render_profile("prod", values=[values])
+    ann = m.get("Ingress", "lf-ide")["metadata"]["annotations"]
+    assert ann["cert-manager.io/issuer"] == "my-issuer" and "cert-manager.io/cluster-issuer" not in ann
+    route = m.get("HTTPRoute", "lf-ide")["spec"]
+    assert route["parentRefs"] == [{"name": "gw", "namespace": "infra"}]
+    assert route["hostnames"] == ["langflow.example.com"]
+
+
+def test_ide_autoscaling_range_is_validated() -> None:
+    with pytest.raises(helm.HelmError, match=r"ide.autoscaling: minReplicas \(5\) must not be greater"):
+        helm.render_profile("prod", set_values={"ide.autoscaling.minReplicas": 5, "ide.autoscaling.maxReplicas": 3})
+    with pytest.raises(helm.HelmError, match="maxReplicas"):
+        helm.render_profile("prod", set_values={"ide.autoscaling.maxReplicas": 7})
+
+
+@pytest.mark.parametrize("profile", profiles())
+def test_generated_secrets_are_kept(profile: str, rendered_profiles: dict[str, helm.Manifest]) -> None:
+    m = rendered_profiles[profile]
+    for name, keys in (("lf-ide-secrets", {"secret-key", "superuser-password"}), ("lf-runtime-api-key", {"api-key"})):
+        s = m.get("Secret", name)
+        assert s["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+        assert set(s["data"]) == keys and all(s["data"].values())
+
+
+def test_existing_secret_replaces_generated_one() -> None:
+    m = helm.render_profile(
+        "prod", set_values={"ide.auth.existingSecret": "mine", "runtime.auth.apiKeyExistingSecret": "k"}
+    )
+    assert "lf-ide-secrets" not in {s["metadata"]["name"] for s in m.of_kind("Secret")}
+    e = env(container(m.get("Deployment", "lf-ide"), "langflow"))
+    assert e["LANGFLOW_SECRET_KEY"]["secretKeyRef"]["name"] == "mine"
+    w = env(container(m.get("StatefulSet", "lf-runtime"), "worker"))
+    assert w["WORKER_API_KEY"]["secretKeyRef"]["name"] == "k"
+
+
+@pytest.mark.parametrize("profile", profiles())
+def test_runtime_statefulset_contract(profile: str, rendered_profiles: dict[str, helm.Manifest]) -> None:
+    m = rendered_profiles[profile]
+    sts = m.get("StatefulSet", "lf-runtime")
+    spec = sts["spec"]
+    assert "replicas" not in spec, "KEDA owns the replica count"
+    assert spec["podManagementPolicy"] == "Parallel"
+    assert spec["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    assert spec["serviceName"] == "lf-runtime-headless"
+    assert m.get("Service", "lf-runtime-headless")["spec"]["clusterIP"] == "None"
+    assert spec["volumeClaimTemplates"][0]["metadata"]["name"] == "cache"
+    pod = spec["template"]["spec"]
+    assert pod["enableServiceLinks"] is False
+    lf, worker = container(sts, "langflow"), container(sts, "worker")
+    assert lf["image"].endswith("langflowai/langflow-backend:1.13.0")
+    assert worker["image"] == "langflow-platform/worker:0.1.0"
+    e, w = env(lf), env(worker)
+    assert e["LANGFLOW_BACKEND_ONLY"] == "true"
+    assert e["LANGFLOW_LOAD_FLOWS_PATH"] == "/app/flows"
+    assert e["LANGFLOW_API_KEY_SOURCE"] == "env"
+    assert e["LANGFLOW_API_KEY"] == w["WORKER_API_KEY"], "the worker sends the key the pod's Langflow checks"
+    assert e["LANGFLOW_SECRET_KEY"]["secretKeyRef"]["name"] == "lf-ide-secrets", "same key as the IDE (shared DB)"
+    assert {v["mountPath"] for v in lf["volumeMounts"]} >= {"/app/data", "/tmp", "/app/flows"}
+    assert w["WORKER_EXECUTOR"] == "langflow" and w["WORKER_LANGFLOW_URL"] == "http://127.0.0.1:7860"
+    assert w["WORKER_URL"] == "$(LF_BROKER_URL)" and w["WORKER_QUEUE"] == "$(LF_BROKER_QUEUE)"
+    assert w["WORKER_WORKER_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    order = env_order(worker)
+    assert order.index("LF_BROKER_URL") < order.index("WORKER_URL")
+    assert worker["securityContext"]["readOnlyRootFilesystem"] is True
+    # graceful shutdown: Langflow outlives the worker's drain, within the grace period
+    grace = pod["terminationGracePeriodSeconds"]
+    assert grace > int(w["WORKER_JOB_TIMEOUT"])
+    assert "preStop" in lf["lifecycle"]
+    assert {p["name"] for p in worker["ports"]} == {"worker-metrics"}
+    assert worker["livenessProbe"]["httpGet"]["port"] == "worker-metrics"
+    assert lf["startupProbe"]["httpGet"]["path"] == "/health_check"
+    assert lf["livenessProbe"]["httpGet"]["path"] == "/health"
+
+
+@pytest.mark.parametrize("profile", profiles())
+def test_runtime_scaledobject(profile: str, rendered_profiles: dict[str, helm.Manifest]) -> None:
+    m = rendered_profiles[profile]
+    so = m.get("ScaledObject", "lf-runtime")["spec"]
+    assert so["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "lf-runtime"}
+    assert so["advanced"]["horizontalPodAutoscalerConfig"]["behavior"] == BEHAVIOR
+    assert so["maxReplicaCount"] == (2 if profile == "dev" else 10)
+    expected_min = {"dev": 1, "scale-to-zero": 0}.get(profile, 2)
+    assert so["minReplicaCount"] == expected_min
+    triggers = {t["type"]: t for t in so["triggers"]}
+    queue = so["triggers"][0]
+    assert queue["authenticationRef"] == {"name": "lf-runtime"}
+    if profile == "scale-to-zero":
+        assert set(triggers) == {"rabbitmq"}, "scale to zero on the queue alone"
+        assert queue["metadata"]["activationValue"] == "0"
+    else:
+        assert triggers["cpu"]["metadata"]["value"] == "70" and triggers["memory"]["metadata"]["value"] == "80"
+
+
+def test_rabbitmq_trigger(rendered_profiles: dict[str, helm.Manifest]) -> None:
+    m = rendered_profiles["prod"]
+    t = m.get("ScaledObject", "lf-runtime")["spec"]["triggers"][0]
+    assert t["type"] == "rabbitmq"
+    assert t["metadata"] == {
+        "protocol": "amqp",
+        "queueName": "langflow.flow-runs",
+        "mode": "QueueLength",
+        "value": "5",
+        "activationValue": "0",
+    }
+    auth = m.get("TriggerAuthentication", "lf-runtime")["spec"]
+    assert auth["secretTargetRef"] == [{"parameter": "host", "name": "lf-broker-credentials", "key": "amqp-url"}]
+
+
+def test_redis_trigger(rendered_profiles: dict[str, helm.Manifest]) -> None:
+    m = rendered_profiles["redis-queue"]
+    t = m.get("ScaledObject", "lf-runtime")["spec"]["triggers"][0]
+    assert t["type"] == "redis"
+    assert t["metadata"]["address"] == "lf-broker.langflow.svc:6379"
+    assert t["metadata"]["listName"] == "langflow.flow-runs" and t["metadata"]["listLength"] == "5"
+    auth = m.get("TriggerAuthentication", "lf-runtime")["spec"]
+    assert auth["secretTargetRef"] == [{"parameter": "password", "name": "lf-broker-credentials", "key": "password"}]
+    ide = env(container(m.get("Deployment", "lf-ide"), "langflow"))
+    assert ide["LANGFLOW_CACHE_TYPE"] == "redis" and ide["LANGFLOW_REDIS_URL"] == "$(LF_BROKER_URL)"
+    assert ide["LF_BROKER_URL"].startswith("redis://:$(LF_BROKER_PASSWORD)@lf-broker:6379")
+    sentinel = helm.render_profile("redis-queue", set_values={"runtime.keda.redis.sentinel": True})
+    t = sentinel.get("ScaledObject", "lf-runtime")["spec"]["triggers"][0]
+    assert t["type"] == "redis-sentinel" and t["metadata"]["addresses"] == "lf-broker.langflow.svc:26379"
+
+
+def test_sqs_trigger_with_pod_identity(rendered_profiles: dict[str, helm.Manifest]) -> None:
+    m = rendered_profiles["aws"]
+    t = m.get("ScaledObject", "lf-runtime")["spec"]["triggers"][0]
+    assert t["type"] == "aws-sqs-queue"
+    assert t["metadata"]["queueURL"].startswith("https://sqs.") and t["metadata"]["awsRegion"]
+    auth = m.get("TriggerAuthentication", "lf-runtime")["spec"]
+    assert auth == {"podIdentity": {"provider": "aws", "identityOwner": "workload"}}
+    sa = m.get("ServiceAccount", "lf-runtime")
+    assert "eks.amazonaws.com/role-arn" in sa["metadata"]["annotations"]
+    w = env(container(m.get("StatefulSet", "lf-runtime"), "worker"))
+    assert w["WORKER_BROKER"] == "$(LF_BROKER_TYPE)"
+    assert not any(k.startswith("LF_BROKER_PASSWORD") for k in w), "SQS uses pod identity, no broker password"
+    local = helm.render_profile("aws", set_values={"global.broker.sqs.endpoint": "http://127.0.0.1:5000"})
+    t = local.get("ScaledObject", "lf-runtime")["spec"]["triggers"][0]
+    assert t["metadata"]["awsEndpoint"] == "http://127.0.0.1:5000"
+
+
+def test_prometheus_trigger_and_fallback() -> None:
+    m = helm.render_profile(
+        "prod",
+        set_values={
+            "runtime.keda.prometheus.enabled": True,
+            "runtime.keda.prometheus.serverAddress": "http://prom:9090",
+            "runtime.keda.prometheus.query": "sum(x)",
+            "runtime.keda.fallback.replicas": 3,
+        },
+    )
+    so = m.get("ScaledObject", "lf-runtime")["spec"]
+    prom = next(t for t in so["triggers"] if t["type"] == "prometheus")
+    assert prom["metadata"]["serverAddress"] == "http://prom:9090" and prom["metadata"]["query"] == "sum(x)"
+    assert so["fallback"] == {"failureThreshold": 3, "replicas": 3}
+
+
+def test_runtime_range_and_grace_validated() -> None:
+    with pytest.raises(helm.HelmError, match=r"runtime.keda: minReplicaCount|minReplicas \(8\)"):
+        helm.render_profile("prod", set_values={"runtime.keda.minReplicaCount": 8, "runtime.keda.maxReplicaCount": 4})
+    with pytest.raises(helm.HelmError, match="terminationGracePeriodSeconds"):
+        helm.render_profile("prod", set_values={"runtime.terminationGracePeriodSeconds": 60})
+
+
+def test_flows_configmap_holds_loadable_flows(rendered_profiles: dict[str, helm.Manifest]) -> None:
+    import json
+
+    cm = rendered_profiles["prod"].get("ConfigMap", "lf-runtime-flows")
+    assert cm["data"], "the runtime ships at least one flow"
+    for name, text in cm["data"].items():
+        flow = json.loads(text)
+        assert name.endswith(".json") and flow["data"]["nodes"], f"{name} is a Langflow flow export"
+        assert flow.get("endpoint_name"), f"{name}: jobs address flows by endpoint name"
