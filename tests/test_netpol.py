@@ -1,0 +1,330 @@
+"""policy: the NetworkPolicies a profile renders give exactly the intended reachability, proven with a real policy
+analyser (network-config-analyzer, `nca`, in its own venv under .tools) over a model cluster:
+
+- the release's pods (each workload as one pod with its template's labels and ports; CloudNativePG instances and
+  poolers modelled from the Cluster/Pooler objects with the labels the operator gives them);
+- an ingress controller (namespace ingress-nginx), Prometheus (namespace monitoring), CoreDNS (kube-system)
+  and an unrelated pod (namespace intruder), labelled as those projects label them.
+
+Allowed: ingress controller -> IDE; IDE and runtime -> database, broker, vector store; Prometheus -> every
+metrics port; every release pod -> DNS. Denied: everything else inside the namespace (data tier to apps, app
+tier to metrics-only ports, ingress controller to anything but the IDE), the intruder to every release pod,
+the internet to every release pod, and release pods to the intruder.
+The resulting matrix per profile is written to reports/netpol-<profile>.txt.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.harness import helm
+from tests.harness.paths import REPORTS, profiles, tool
+
+pytestmark = pytest.mark.policy
+
+NAMESPACE = "langflow"
+Obj = dict[str, Any]
+
+# The rest of the model cluster: (namespace, name, labels, ports)
+PEERS: dict[str, tuple[str, str, dict[str, str], list[Obj]]] = {
+    "ingress": (
+        "ingress-nginx",
+        "ingress-nginx-controller",
+        {"app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/component": "controller"},
+        [{"containerPort": 80, "name": "http"}, {"containerPort": 443, "name": "https"}],
+    ),
+    "prometheus": (
+        "monitoring",
+        "prometheus-k8s",
+        {"app.kubernetes.io/name": "prometheus", "prometheus": "k8s"},
+        [{"containerPort": 9090, "name": "web"}],
+    ),
+    "dns": (
+        "kube-system",
+        "coredns",
+        {"k8s-app": "kube-dns"},
+        [{"containerPort": 53, "protocol": "UDP", "name": "dns"}, {"containerPort": 53, "name": "dns-tcp"}],
+    ),
+    "intruder": ("intruder", "intruder", {"app": "intruder"}, [{"containerPort": 8080, "name": "http"}]),
+}
+INTERNET = "internet"
+CONSUMERS = ("ide", "runtime")
+DATA = ("database", "broker", "vectorstore")
+METRICS_PORT = re.compile(r"(metrics|prometheus|exporter)", re.I)
+# client ports of the data tier (PostgreSQL/PgBouncer, AMQP, Redis, Sentinel, Qdrant HTTP/gRPC, Weaviate
+# HTTP/gRPC, Milvus); other non-metrics ports of data pods (Erlang distribution, epmd, Raft/p2p) are
+# cluster-internal and closed to the apps
+CLIENT_PORTS = {5432, 5672, 6379, 26379, 6333, 6334, 8080, 50051, 19530}
+
+
+@dataclass
+class Pod:
+    namespace: str
+    name: str
+    labels: dict[str, str]
+    ports: list[Obj] = field(default_factory=list)
+    component: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def as_object(self) -> Obj:
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": self.name, "namespace": self.namespace, "labels": self.labels},
+            "spec": {"containers": [{"name": "main", "image": "model:1", "ports": self.ports}]},
+            "status": {"podIP": "10.0.0.1"},
+        }
+
+    def port_numbers(self, pattern: re.Pattern[str] | None = None) -> set[int]:
+        return {p["containerPort"] for p in self.ports if pattern is None or pattern.search(p.get("name", ""))}
+
+
+def pod_template(obj: Obj) -> Obj:
+    if obj["kind"] == "CronJob":
+        return obj["spec"]["jobTemplate"]["spec"]["template"]
+    return obj["spec"]["template"]
+
+
+def release_pods(manifest: helm.Manifest) -> list[Pod]:
+    pods: list[Pod] = []
+    for w in manifest.workloads():
+        template = pod_template(w)
+        labels = dict(template.get("metadata", {}).get("labels") or {})
+        containers = (template["spec"].get("containers") or []) + (template["spec"].get("initContainers") or [])
+        ports = [copy.deepcopy(p) for c in containers for p in c.get("ports") or []]
+        pods.append(Pod(NAMESPACE, w["metadata"]["name"], labels, ports, labels.get("app.kubernetes.io/name", "")))
+    for cluster in manifest.of_kind("Cluster"):  # CloudNativePG instances, labelled as the operator does
+        name = cluster["metadata"]["name"]
+        labels = {"cnpg.io/cluster": name, "cnpg.io/podRole": "instance", "cnpg.io/instanceRole": "primary"}
+        labels["role"] = "primary"
+        ports = [{"containerPort": 5432, "name": "postgresql"}, {"containerPort": 9187, "name": "metrics"}]
+        pods.append(Pod(NAMESPACE, f"{name}-1", labels, ports, "database"))
+    for pooler in manifest.of_kind("Pooler"):
+        name = pooler["metadata"]["name"]
+        labels = {"cnpg.io/poolerName": name, "cnpg.io/podRole": "pooler"}
+        labels.update((pooler["spec"].get("template") or {}).get("metadata", {}).get("labels") or {})
+        ports = [{"containerPort": 5432, "name": "pgbouncer"}, {"containerPort": 9127, "name": "metrics"}]
+        pods.append(Pod(NAMESPACE, name, labels, ports, "database"))
+    return pods
+
+
+def model_cluster(manifest: helm.Manifest) -> tuple[list[Pod], list[Obj]]:
+    pods = release_pods(manifest)
+    peers = [Pod(ns, name, labels, ports, role) for role, (ns, name, labels, ports) in PEERS.items()]
+    namespaces = sorted({NAMESPACE, *(p.namespace for p in peers)})
+    objects: list[Obj] = [
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
+        }
+        for ns in namespaces
+    ]
+    objects += [p.as_object() for p in pods + peers]
+    return pods + peers, objects
+
+
+CONN = re.compile(r"\{([^}]*)\}")
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """What nca says one endpoint may open to another: everything, or (protocol, port) pairs."""
+
+    everything: bool
+    ports: frozenset[tuple[str, int]]
+    any_port: frozenset[str]  # protocols allowed on every port
+
+    def permits(self, port: int, protocol: str = "TCP") -> bool:
+        return self.everything or protocol in self.any_port or (protocol, port) in self.ports
+
+
+def parse_connections(text: str) -> Allowed:
+    if text.strip() == "All connections":
+        return Allowed(True, frozenset(), frozenset())
+    ports: set[tuple[str, int]] = set()
+    any_port: set[str] = set()
+    for group in CONN.findall(text):
+        fields = dict(f.split(":", 1) for f in group.split(",", 1) if ":" in f)
+        protocols = fields.get("protocols", "TCP").split(",")
+        rest = group.split("dst_ports:", 1)
+        if len(rest) == 1:
+            any_port.update(protocols)
+            continue
+        for part in rest[1].split(","):
+            if not part or not part[0].isdigit():
+                continue
+            low, _, high = part.partition("-")
+            for port in range(int(low), int(high or low) + 1):
+                ports.update((proto, port) for proto in protocols)
+    return Allowed(False, frozenset(ports), frozenset(any_port))
+
+
+LINE = re.compile(r"^(?P<src>\S+) => (?P<dst>\S+) : (?P<conn>.+)$")
+
+
+def endpoint(text: str) -> str:
+    """'langflow/lf-ide[Pod]' -> 'langflow/lf-ide'; IP ranges stay as they are."""
+    return text.split("[", 1)[0]
+
+
+def analyse(objects: list[Obj], policies: list[Obj]) -> dict[tuple[str, str], Allowed]:
+    with tempfile.TemporaryDirectory(prefix="nca-") as tmp:
+        resources, netpols = Path(tmp) / "resources.yaml", Path(tmp) / "policies.yaml"
+        resources.write_text(yaml.safe_dump_all(objects, sort_keys=False))
+        netpols.write_text(yaml.safe_dump_all(policies, sort_keys=False) if policies else "")
+        cmd = [tool("nca"), "--connectivity", str(netpols), "--resource_list", str(resources)]
+        cmd += ["--output_format", "txt_no_fw_rules"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    matrix: dict[tuple[str, str], Allowed] = {}
+    for line in proc.stdout.splitlines():
+        if m := LINE.match(line.strip()):
+            matrix[(endpoint(m["src"]), endpoint(m["dst"]))] = parse_connections(m["conn"])
+    assert matrix, f"nca reported no connectivity (exit {proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+    return matrix
+
+
+def from_internet(matrix: dict[tuple[str, str], Allowed], dst: str) -> Allowed | None:
+    for (src, d), allowed in matrix.items():
+        if d == dst and re.match(r"^\d+\.\d+\.\d+\.\d+", src):
+            return allowed
+    return None
+
+
+@dataclass(frozen=True)
+class Expectation:
+    src: str
+    dst: str
+    port: int
+    protocol: str
+    allowed: bool
+    why: str
+
+
+def expectations(pods: list[Pod]) -> list[Expectation]:
+    by_role: dict[str, list[Pod]] = {}
+    for p in pods:
+        by_role.setdefault(p.component, []).append(p)
+    release = [p for p in pods if p.namespace == NAMESPACE]
+    out: list[Expectation] = []
+    ingress, prom, dns, intruder = (by_role[r][0] for r in ("ingress", "prometheus", "dns", "intruder"))
+    for ide in by_role.get("ide", []):
+        for port in ide.port_numbers() - ide.port_numbers(METRICS_PORT):
+            out.append(Expectation(ingress.key, ide.key, port, "TCP", True, "ingress controller -> IDE"))
+    for consumer in (p for r in CONSUMERS for p in by_role.get(r, [])):
+        for data in (p for r in DATA for p in by_role.get(r, [])):
+            client = data.port_numbers() & CLIENT_PORTS
+            for port in sorted(client):
+                out.append(Expectation(consumer.key, data.key, port, "TCP", True, f"{consumer.component} -> data"))
+            for port in sorted(data.port_numbers() - client):
+                out.append(Expectation(consumer.key, data.key, port, "TCP", False, "metrics/internal port of data"))
+    for data in (p for r in DATA for p in by_role.get(r, [])):
+        for other in (p for r in DATA for p in by_role.get(r, []) if r != data.component):
+            for port in sorted(other.port_numbers() & CLIENT_PORTS):
+                out.append(Expectation(data.key, other.key, port, "TCP", False, "data components stay apart"))
+    for p in release:
+        out.append(Expectation(p.key, dns.key, 53, "UDP", True, "DNS egress"))
+        for port in p.port_numbers(METRICS_PORT):
+            out.append(Expectation(prom.key, p.key, port, "TCP", True, "Prometheus -> metrics port"))
+        for port in p.port_numbers():
+            out.append(Expectation(intruder.key, p.key, port, "TCP", False, "other namespaces are denied"))
+            if p.component != "ide" or port in p.port_numbers(METRICS_PORT):
+                out.append(Expectation(ingress.key, p.key, port, "TCP", False, "ingress reaches only the IDE"))
+            out.append(Expectation(INTERNET, p.key, port, "TCP", False, "no direct ingress from outside"))
+        out.append(Expectation(p.key, intruder.key, 8080, "TCP", False, "no egress to other namespaces"))
+    for data in (p for r in DATA for p in by_role.get(r, [])):
+        for app in (p for r in CONSUMERS for p in by_role.get(r, [])):
+            for port in app.port_numbers():
+                out.append(Expectation(data.key, app.key, port, "TCP", False, "data tier does not call the apps"))
+    return out
+
+
+def verdict(matrix: dict[tuple[str, str], Allowed], e: Expectation) -> bool:
+    allowed = from_internet(matrix, e.dst) if e.src == INTERNET else matrix.get((e.src, e.dst))
+    return bool(allowed and allowed.permits(e.port, e.protocol))
+
+
+def check_reachability(manifest: helm.Manifest, name: str) -> tuple[list[str], list[str]]:
+    """(violations, the matrix as lines)"""
+    pods, objects = model_cluster(manifest)
+    policies = manifest.of_kind("NetworkPolicy")
+    matrix = analyse(objects, policies)
+    lines, bad = [], []
+    for e in expectations(pods):
+        got = verdict(matrix, e)
+        mark = "allow" if got else "deny "
+        lines.append(f"{mark} {e.src} -> {e.dst}:{e.port}/{e.protocol}  ({e.why})")
+        if got != e.allowed:
+            want = "allowed" if e.allowed else "denied"
+            bad.append(f"profile {name}: {e.src} -> {e.dst}:{e.port}/{e.protocol} should be {want} ({e.why})")
+    return bad, lines
+
+
+@pytest.fixture(scope="module")
+def reachability(rendered_profiles: dict[str, helm.Manifest]) -> Iterator[dict[str, tuple[list[str], list[str]]]]:
+    results = {}
+    REPORTS.mkdir(exist_ok=True)
+    for name, manifest in rendered_profiles.items():
+        results[name] = check_reachability(manifest, name)
+        (REPORTS / f"netpol-{name}.txt").write_text("\n".join(sorted(results[name][1])) + "\n")
+    yield results
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("name", profiles())
+def test_reachability_matrix(name: str, reachability: dict[str, tuple[list[str], list[str]]]) -> None:
+    bad, lines = reachability[name]
+    assert lines, f"profile {name}: no pairs to check (no workloads rendered?)"
+    assert not bad, f"{len(bad)} of {len(lines)} pairs wrong:\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize("name", profiles())
+def test_default_deny(name: str, rendered_profiles: dict[str, helm.Manifest]) -> None:
+    """A policy selecting every pod of the namespace denies ingress and egress unless another policy allows."""
+    deny = [
+        p
+        for p in rendered_profiles[name].of_kind("NetworkPolicy")
+        if not (p["spec"].get("podSelector") or {}).get("matchLabels")
+        and not (p["spec"].get("podSelector") or {}).get("matchExpressions")
+        and {"Ingress", "Egress"} <= set(p["spec"].get("policyTypes") or [])
+        and not p["spec"].get("ingress")
+        and not p["spec"].get("egress")
+    ]
+    assert deny, f"profile {name}: no default-deny NetworkPolicy (podSelector {{}}, Ingress+Egress, no rules)"
+
+
+PLANTED = """
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: allow-everything, namespace: langflow}
+spec:
+  podSelector: {}
+  policyTypes: [Ingress, Egress]
+  ingress: [{}]
+  egress: [{}]
+"""
+
+
+@pytest.mark.timeout(300)
+def test_analyser_flags_an_open_namespace(rendered_profiles: dict[str, helm.Manifest]) -> None:
+    """The same matrix over an allow-all policy must report the denied pairs as open: the analysis has teeth."""
+    manifest = rendered_profiles["prod"]
+    open_ = helm.Manifest(
+        [o for o in manifest.objects if o["kind"] != "NetworkPolicy"] + list(yaml.safe_load_all(PLANTED)),
+        source="prod with an allow-all policy",
+    )
+    bad, _ = check_reachability(open_, "prod+allow-all")
+    assert any("should be denied" in b and "intruder" in b for b in bad), f"allow-all went unnoticed: {bad[:5]}"
