@@ -1,0 +1,134 @@
+"""servers: the broker chart's rendered Redis + Sentinel configuration fails over when the primary dies.
+
+Rendered from the redis-queue profile: redis.conf and sentinel.conf (ConfigMap), the password (Secret). Changed
+for one machine (tests/harness/data_tier.py): port/bind/dir, and the monitored primary's pod DNS name -> 127.0.0.1
+and its port; appended exactly what the pods' start scripts append (requirepass/masterauth, sentinel auth-pass,
+replicaof the primary). Quorum, down-after-milliseconds, failover-timeout, persistence and eviction policy are used
+as rendered.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+import urllib.parse
+
+import pytest
+import redis as redis_lib
+from redis.sentinel import Sentinel
+
+from tests.harness.data_tier import SentinelGroup, redis_sentinel, rendered_data
+from tests.harness.servers import wait_for
+
+pytestmark = pytest.mark.servers
+
+RELEASE = "lf"
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, str]:
+    r = rendered_data("redis-queue")
+    cm = r.configmaps[f"{RELEASE}-broker-redis-config"]
+    secret = r.secrets[f"{RELEASE}-broker-credentials"]
+    m = re.search(r"^sentinel monitor (\S+) \S+ 6379 (\d+)$", cm["sentinel.conf"], re.M)
+    assert m, "sentinel.conf has no monitor line"
+    return {
+        **cm,
+        "password": secret["password"],
+        "redis-url": secret["redis-url"],
+        "master_set": m.group(1),
+        "quorum": m.group(2),
+    }
+
+
+@pytest.fixture
+def group(rendered: dict[str, str]):  # type: ignore[no-untyped-def]
+    with redis_sentinel(
+        redis_conf=rendered["redis.conf"],
+        sentinel_conf=rendered["sentinel.conf"],
+        password_=rendered["password"],
+        master_set=rendered["master_set"],
+        replicas=2,
+        sentinels=3,
+    ) as g:
+        yield g
+
+
+def test_rendered_redis_conf_keeps_jobs(rendered: dict[str, str]) -> None:
+    conf = rendered["redis.conf"]
+    assert "maxmemory-policy noeviction" in conf and "appendonly yes" in conf
+    assert "requirepass" not in conf, "the password belongs in the Secret, not the ConfigMap"
+    url = urllib.parse.urlsplit(rendered["redis-url"])
+    assert url.password == rendered["password"] and url.hostname == f"{RELEASE}-broker.langflow.svc.cluster.local"
+
+
+def _sentinel(group: SentinelGroup) -> Sentinel:
+    # configured like our clients: the sentinels' addresses, the master set name, the password for both
+    return Sentinel(
+        [("127.0.0.1", s.port) for s in group.sentinels],
+        socket_timeout=1,
+        password=group.password,
+        sentinel_kwargs={"password": group.password, "socket_timeout": 1},
+    )
+
+
+@pytest.mark.timeout(180)
+def test_sentinel_fails_over_and_clients_follow(group: SentinelGroup, rendered: dict[str, str]) -> None:
+    ms = group.master_set
+    primary = group.redis[0]
+    sentinel = _sentinel(group)
+
+    # the sentinels found each other and the replicas
+    def ready() -> bool:
+        fields = group.client(group.sentinels[0].port).sentinel_master(ms)
+        return int(fields["num-other-sentinels"]) == 2 and int(fields["num-slaves"]) == 2
+
+    wait_for(ready, 60, "sentinels to discover each other and both replicas")
+    assert sentinel.discover_master(ms) == ("127.0.0.1", primary.port)
+
+    # acknowledged writes: a job list pushed through the primary, replicated to at least one replica
+    client = sentinel.master_for(ms, decode_responses=True)
+    client.delete("jobs")
+    client.rpush("jobs", *[f"job-{i}" for i in range(500)])
+    assert client.wait(1, 5000) >= 1
+
+    # kill the primary the hard way
+    t0 = time.monotonic()
+    primary.process.stop(grace=5, sig=signal.SIGKILL)
+
+    def new_primary() -> tuple[str, int] | None:
+        addr = sentinel.discover_master(ms)
+        return addr if addr[1] != primary.port else None
+
+    addr = wait_for(new_primary, 90, "sentinels to promote a replica", interval=0.1)
+    promoted_s = time.monotonic() - t0
+
+    # a client configured like ours writes to the new primary (it may need a moment to accept writes)
+    def writable() -> bool:
+        c = sentinel.master_for(ms, decode_responses=True)
+        c.rpush("jobs", "after-failover")
+        return True
+
+    wait_for(writable, 30, "the new primary to accept writes", interval=0.2)
+    writable_s = time.monotonic() - t0
+    c = sentinel.master_for(ms, decode_responses=True)
+    jobs = c.lrange("jobs", 0, -1)
+    role = group.client(addr[1]).info("replication")["role"]
+    print(
+        f"\nRedis Sentinel (quorum {rendered['quorum']}, rendered down-after-milliseconds): primary :{primary.port} "
+        f"killed; new primary :{addr[1]} named after {promoted_s:.1f}s, writable after {writable_s:.1f}s; "
+        f"{len(jobs) - 1}/500 acknowledged jobs present"
+    )
+    assert role == "master"
+    assert jobs[:500] == [f"job-{i}" for i in range(500)], "acknowledged (WAIT-ed) jobs lost in the failover"
+    assert jobs[-1] == "after-failover"
+    # the other replica follows the new primary
+    other = next(r for r in group.redis[1:] if r.port != addr[1])
+    wait_for(
+        lambda: int(group.client(other.port).info("replication").get("master_port", 0)) == addr[1],
+        60,
+        "the remaining replica to follow the new primary",
+    )
+    with pytest.raises(redis_lib.ConnectionError):
+        redis_lib.Redis(host="127.0.0.1", port=primary.port, socket_timeout=1).ping()
