@@ -49,6 +49,7 @@ LANGFLOW_VENV = TOOLS / "langflow-venv"
 HARNESS_VENV = ROOT / ".venv"
 # The defaults of the langflowai/langflow image where the pod spec says nothing.
 IMAGE_COMMAND = ("langflow", "run")
+WORKER_COMMAND = ("python", "-m", "langflow_worker")  # worker/Dockerfile's entrypoint
 IMAGE_HOME = "/app/data"
 IMAGE_UID = 1000
 IMAGE_GID = 0
@@ -330,9 +331,10 @@ def pod_contract(
         raise LangflowError(f"{obj['metadata']['name']}: enableServiceLinks must be false for Langflow pods")
     env = resolve_env(manifest, obj, c)
     env = map_hosts(env, endpoints or {}, obj["metadata"].get("namespace", "default"))
-    command = [*(c.get("command") or IMAGE_COMMAND), *(c.get("args") or [])]
+    default = WORKER_COMMAND if _is_worker(c) else IMAGE_COMMAND
+    command = [*(c.get("command") or default), *(c.get("args") or [])]
     if c.get("args") and not c.get("command"):
-        command = [*IMAGE_COMMAND, *c["args"]] if c["args"][0] not in ("langflow", "python", "python3") else c["args"]
+        command = [*default, *c["args"]] if c["args"][0] not in ("langflow", "python", "python3") else c["args"]
     command = [expand(str(a), env) for a in command]
     uid, gid = _run_as(obj, c)
     mounts = _materialise_mounts(manifest, obj, c, root, state_dir)
@@ -340,11 +342,14 @@ def pod_contract(
 
 
 # ---------------------------------------------------------------------------------------------- process
+def _is_worker(container: dict[str, Any]) -> bool:
+    return "worker" in str(container.get("image", "")) or "worker" in str(container.get("name", ""))
+
+
 def _executable(arg0: str, container: dict[str, Any]) -> str:
     """Map the image's executables to the harness's venvs (Langflow's, or the project's for our worker)."""
     base = os.path.basename(arg0)
-    image = str(container.get("image", ""))
-    venv = HARNESS_VENV if "worker" in image or "worker" in container.get("name", "") else LANGFLOW_VENV
+    venv = HARNESS_VENV if _is_worker(container) else LANGFLOW_VENV
     if base in ("langflow", "python", "python3", "uvicorn", "gunicorn", "langflow-worker"):
         candidate = venv / "bin" / base
         if not candidate.exists():
@@ -631,9 +636,11 @@ def baseline_process(
     port: int | None = None,
     startup_timeout: float = 240,
     keep_logs: Path | None = None,
+    wait: bool = True,
 ) -> Iterator[LangflowProcess]:
     """Langflow with its own defaults (what a bare install gives), under bubblewrap as uid 1000 with a writable
-    HOME and /tmp only: SQLite file, no external cache, `langflow run`."""
+    HOME and /tmp only: SQLite file, no external cache, `langflow run`. `wait=False` yields before it is healthy
+    (call `wait_healthy()`), to start several processes concurrently."""
     root = Path(tempfile.mkdtemp(prefix="lfp-langflow-baseline-"))
     try:
         home = root / "home"
@@ -650,7 +657,9 @@ def baseline_process(
         env.update(overrides or {})
         fake = {"metadata": {"name": "baseline"}, "spec": {"template": {"spec": {"containers": []}}}}
         contract = PodContract(fake, {"name": "langflow"}, list(IMAGE_COMMAND), env, IMAGE_UID, IMAGE_GID, mounts)
-        yield from _start("baseline", contract, root, port or free_port(), {}, startup_timeout, "/health_check")
+        yield from _start(
+            "baseline", contract, root, port or free_port(), {}, startup_timeout, "/health_check" if wait else None
+        )
     finally:
         if keep_logs:
             keep_logs.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,229 @@
+"""python -m loadtest.run [--host URL] [--duration S]: run the load scenarios and write the report.
+
+Without --host, a local installation is started from the charts (loadtest/local.py): ours (IDE, runtime,
+worker on PostgreSQL/RabbitMQ) and the baseline (Langflow's defaults), and the same load is run against each
+in turn, then the queued scenario against ours. With --host, load goes to that installation (give the
+superuser's credentials and an API key through flags or LANGFLOW_SUPERUSER / LANGFLOW_SUPERUSER_PASSWORD /
+LANGFLOW_API_KEY), without a baseline.
+
+Load is the seed's (1000 concurrent IDE users, 100 flows/s) divided by --scale (default 20 on a 2-core
+machine: 50 IDE users, 5 flows/s). Outputs in --out (reports/): load.json, load-<system>.html (Locust),
+load-latency.png, load-throughput.png, and a table of targets met/missed on stdout. Exit status 0 even when a
+target is missed (the table says so); non-zero when the run itself failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from loadtest import report
+from loadtest.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED_IDE_USERS = 1000
+SEED_FLOWS_PER_S = 100.0
+
+
+def locust(settings: Settings, out: Path, name: str, classes: list[str]) -> Path:
+    """Run Locust headless with `settings`; returns the samples file. Bounded by duration + 180 s."""
+    samples = out / f"load-{name}.samples.jsonl"
+    settings = replace(settings, samples_path=str(samples), label=name)
+    env = {**os.environ, **settings.to_env(), "PYTHONPATH": str(ROOT)}
+    cmd = [
+        str(Path(sys.executable).parent / "locust"),
+        "-f",
+        str(ROOT / "loadtest" / "locustfile.py"),
+        "--headless",
+        "--only-summary",
+        "--loglevel",
+        "WARNING",
+        "--stop-timeout",
+        "15",
+        "--html",
+        str(out / f"load-{name}.html"),
+        "--csv",
+        str(out / f"load-{name}"),
+        *classes,
+    ]
+    host = settings.ide_host or settings.runtime_host
+    if host:
+        cmd += ["--host", host]
+    print(f"==> locust {name}: {' '.join(classes)} for {settings.duration:.0f}s", flush=True)
+    proc = subprocess.run(
+        cmd, env=env, cwd=ROOT, timeout=settings.duration + 180, capture_output=True, text=True, check=False
+    )
+    (out / f"load-{name}.locust.log").write_text(proc.stdout + proc.stderr)
+    if not samples.exists():
+        raise RuntimeError(f"locust {name} wrote no samples (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return samples
+
+
+def load_settings(args: argparse.Namespace) -> Settings:
+    ide_users = max(1, math.ceil(SEED_IDE_USERS / args.scale))
+    rate = SEED_FLOWS_PER_S / args.scale
+    return Settings(
+        ide_users=ide_users,
+        runtime_users=max(1, math.ceil(rate / args.rate_per_user)),
+        runtime_rate_per_user=rate / max(1, math.ceil(rate / args.rate_per_user)),
+        think_min=args.think[0],
+        think_max=args.think[1],
+        duration=args.duration,
+        queue_batch=args.queue_batch,
+    )
+
+
+def load_description(s: Settings, scale: float) -> dict[str, Any]:
+    return {
+        "scale": scale,
+        "ide_users": s.ide_users,
+        "runtime_users": s.runtime_users,
+        "runtime_rate": round(s.runtime_users * s.runtime_rate_per_user, 2),
+        "queue_users": s.queue_users,
+        "think_s": [s.think_min, s.think_max],
+        "duration_s": s.duration,
+    }
+
+
+def run_remote(args: argparse.Namespace, base: Settings, out: Path) -> dict[str, Any]:
+    s = replace(
+        base,
+        ide_host=args.host.rstrip("/"),
+        runtime_host=(args.runtime_host or args.host).rstrip("/"),
+        username=args.username,
+        password=args.password,
+        auto_login=args.auto_login,
+        api_key=args.api_key,
+        flows=args.flows.split(","),
+        amqp_url=args.amqp_url,
+        queue=args.queue,
+    )
+    samples = locust(s, out, "ours", ["IdeUser", "RuntimeUser"])
+    result = {
+        "ours": report.summarise(report.Samples.load(samples), label="ours", load=load_description(s, args.scale))
+    }
+    if args.amqp_url and args.queue:
+        q = replace(s, queue_users=s.runtime_users, ide_users=0, runtime_users=0, duration=args.queue_duration)
+        qs = locust(q, out, "queue", ["QueueUser"])
+        result["queue"] = report.summarise(report.Samples.load(qs), label="queue", load=load_description(q, args.scale))
+    return result
+
+
+def run_local(args: argparse.Namespace, base: Settings, out: Path) -> dict[str, Any]:
+    from loadtest.local import installation
+    from tests.harness.servers import wait_for
+
+    t0 = time.monotonic()
+    with installation(profile=args.profile, baseline=not args.no_baseline, logs=out / "load-logs") as inst:
+        print(f"==> local installation healthy in {time.monotonic() - t0:.0f}s {inst.start_seconds}", flush=True)
+        result: dict[str, Any] = {"start_seconds": inst.start_seconds}
+        for t in (inst.ours, inst.baseline):
+            if t is None:
+                continue
+            s = replace(
+                base,
+                ide_host=t.ide.base_url,
+                runtime_host=t.runtime.base_url,
+                flows=t.flows,
+                **t.credentials(),
+            )
+            samples = locust(s, out, t.label, ["IdeUser", "RuntimeUser"])
+            result[t.label] = report.summarise(
+                report.Samples.load(samples), label=t.label, load=load_description(s, args.scale)
+            )
+            result[t.label]["flows"] = t.flows
+        if inst.ours is not None and inst.ours.amqp_url and inst.ours.queue and args.queue_duration > 0:
+            from loadtest.queue import QueueClient
+
+            t = inst.ours
+            wait_for(lambda: QueueClient(t.amqp_url, t.queue).close() is None, 120, f"job queue {t.queue}")
+            q = replace(
+                base,
+                ide_users=0,
+                runtime_users=0,
+                queue_users=base.runtime_users,
+                duration=args.queue_duration,
+                amqp_url=t.amqp_url,
+                queue=t.queue,
+                flows=t.flows,
+            )
+            qs = locust(q, out, "queue", ["QueueUser"])
+            result["queue"] = report.summarise(
+                report.Samples.load(qs), label="queue", load=load_description(q, args.scale)
+            )
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m loadtest.run", description=__doc__.split("\n\n")[0])
+    p.add_argument("--host", default="", help="IDE base URL of an installation (default: start a local one)")
+    p.add_argument("--runtime-host", default="", help="runtime base URL (default: --host)")
+    p.add_argument("--duration", type=float, default=60.0, help="seconds of load per system under test")
+    p.add_argument("--queue-duration", type=float, default=None, help="seconds of the queued scenario (0: skip)")
+    p.add_argument("--scale", type=float, default=20.0, help="divide the seed's load by this (default 20)")
+    p.add_argument("--rate-per-user", type=float, default=1.0, help="flows/s each runtime user aims at")
+    p.add_argument("--think", type=float, nargs=2, default=(2.0, 6.0), metavar=("MIN", "MAX"))
+    p.add_argument("--queue-batch", type=int, default=1, help="jobs a queue user publishes at once")
+    p.add_argument("--profile", default="dev", help="values/ profile of the local installation")
+    p.add_argument("--no-baseline", action="store_true", help="local: skip Langflow's defaults")
+    p.add_argument("--username", default=os.environ.get("LANGFLOW_SUPERUSER", "langflow"))
+    p.add_argument("--password", default=os.environ.get("LANGFLOW_SUPERUSER_PASSWORD", ""))
+    p.add_argument("--auto-login", action="store_true", help="the installation has LANGFLOW_AUTO_LOGIN=true")
+    p.add_argument("--api-key", default=os.environ.get("LANGFLOW_API_KEY", ""))
+    p.add_argument("--flows", default="echo", help="remote: comma-separated flow endpoint names that need no LLM")
+    p.add_argument("--amqp-url", default=os.environ.get("LOADTEST_AMQP_URL", ""), help="remote: broker for queued runs")
+    p.add_argument("--queue", default="langflow.flow-runs", help="remote: job queue")
+    p.add_argument("--out", type=Path, default=ROOT / "reports")
+    args = p.parse_args(argv)
+    if args.queue_duration is None:
+        args.queue_duration = max(10.0, args.duration / 2)
+    args.out.mkdir(parents=True, exist_ok=True)
+    base = load_settings(args)
+    t0 = time.monotonic()
+    result = run_remote(args, base, args.out) if args.host else run_local(args, base, args.out)
+    ours = result["ours"]
+    baseline = result.get("baseline")
+    doc = {
+        **{k: ours[k] for k in ("runtime_p95_ms", "ide_p95_ms", "flows_per_s", "error_rate", "requests", "users")},
+        "baseline": {
+            k: baseline[k] for k in ("runtime_p95_ms", "ide_p95_ms", "flows_per_s", "error_rate", "requests", "users")
+        }
+        if baseline
+        else None,
+        "queue": result.get("queue"),
+        "targets": [
+            {"target": t, "ours": o, "baseline": b, "met": m} for t, o, b, m in report.verdicts(ours, baseline)
+        ],
+        "details": {"ours": ours, "baseline": baseline},
+        "start_seconds": result.get("start_seconds"),
+        "wall_seconds": round(time.monotonic() - t0, 1),
+        "host": args.host or "local",
+    }
+    (args.out / "load.json").write_text(json.dumps(doc, indent=2) + "\n")
+    systems = {
+        k: report.Samples.load(args.out / f"load-{k}.samples.jsonl")
+        for k in ("ours", "baseline", "queue")
+        if (args.out / f"load-{k}.samples.jsonl").exists() and k in result
+    }
+    report.plot(systems, args.out)
+    print(report.table(ours, baseline))
+    if result.get("queue"):
+        q = result["queue"]
+        print(
+            f"queued runs: p95 {q['queue_p95_ms']} ms end to end, {q['flows_per_s']} flows/s, "
+            f"error rate {q['error_rate']}, {q['requests']} jobs"
+        )
+    print(f"report: {args.out / 'load.json'} (+ load-*.html, load-latency.png, load-throughput.png)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
