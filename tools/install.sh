@@ -74,6 +74,7 @@ b_kubeconform() { GOBIN=$1 go install -ldflags "-s -w" "github.com/yannh/kubecon
 b_helm_docs() { GOBIN=$1 go install -ldflags "-s -w" "github.com/norwoodj/helm-docs/cmd/helm-docs@$2"; }
 b_kwok() { GOBIN=$1 go install -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${2#v}" "sigs.k8s.io/kwok/cmd/kwok@$2"; }
 b_kwokctl() { GOBIN=$1 go install -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${2#v}" "sigs.k8s.io/kwok/cmd/kwokctl@$2"; }
+b_registry() { GOBIN=$1 go install -ldflags "-s -w -X github.com/distribution/distribution/v3/version.version=$2" "github.com/distribution/distribution/v3/cmd/registry@$2"; }
 b_kube_score() { GOBIN=$1 go install -ldflags "-s -w -X main.version=${2#v}" "github.com/zegl/kube-score/cmd/kube-score@$2"; }
 b_metrics_server() { GOBIN=$1 go install -ldflags "-s -w" "sigs.k8s.io/metrics-server/cmd/metrics-server@$2"; }
 b_ct() {
@@ -139,6 +140,7 @@ go_tools() {
   link keda-adapter "$CACHE/bin/keda-operator@$KEDA_VERSION"
   build metrics-server "$METRICS_SERVER_VERSION" b_metrics_server
   build kube-score "$KUBE_SCORE_VERSION" b_kube_score
+  build registry "$DISTRIBUTION_VERSION" b_registry
 }
 
 python_deps() {
