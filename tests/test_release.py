@@ -74,3 +74,28 @@ def test_push_and_render_from_oci_registry(packages: dict[str, Path], oci: Regis
     local = helm.template(UMBRELLA, values=[profile_file("prod")])
     key = lambda o: (o["kind"], o["metadata"]["name"])  # noqa: E731
     assert sorted(map(key, remote.objects)) == sorted(map(key, local.objects))
+
+
+def rendered_images(manifest: helm.Manifest) -> set[str]:
+    images: set[str] = set()
+    for obj in manifest.objects:
+        spec = obj.get("spec", {})
+        pod = spec.get("jobTemplate", {}).get("spec", {}).get("template", {}).get("spec") or spec.get(
+            "template", {}
+        ).get("spec", {})
+        for c in pod.get("containers", []) + pod.get("initContainers", []):
+            if c.get("image"):  # CloudNativePG fills in its own Pooler image
+                images.add(c["image"])
+        for key in ("imageName",):  # CloudNativePG Cluster / Pooler images
+            if isinstance(spec.get(key), str):
+                images.add(spec[key])
+    return images
+
+
+def test_artifacthub_annotations_list_every_image(rendered_profiles: dict[str, helm.Manifest]) -> None:
+    annotations = chart_meta("langflow-platform").get("annotations", {})
+    for key in ("artifacthub.io/images", "artifacthub.io/license", "artifacthub.io/links", "artifacthub.io/changes"):
+        assert key in annotations, f"Chart.yaml lacks the {key} annotation"
+    listed = {i["image"] for i in yaml.safe_load(annotations["artifacthub.io/images"])}
+    used = set().union(*(rendered_images(m) for m in rendered_profiles.values()))
+    assert used <= listed, f"images rendered by some profile but missing from artifacthub.io/images: {used - listed}"
