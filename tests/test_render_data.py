@@ -1,0 +1,342 @@
+"""render: the data tier (database, broker, vector store) renders exactly its mode's objects and the connection
+contract (Service and Secret names, ports, keys) in every mode; CloudNativePG objects validate against the CRDs."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.parse
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from tests.harness import helm
+from tests.harness.paths import TOOLS
+
+pytestmark = pytest.mark.render
+
+R = "lf"
+NS = "langflow"
+
+
+def render(profile: str = "prod", **values: Any) -> helm.Manifest:
+    return helm.render_profile(profile, set_values=values)
+
+
+def component(m: helm.Manifest, name: str) -> list[dict[str, Any]]:
+    return [o for o in m.objects if o["metadata"].get("labels", {}).get("app.kubernetes.io/name") == name]
+
+
+def secret_data(obj: dict[str, Any]) -> dict[str, str]:
+    return {k: base64.b64decode(v).decode() for k, v in obj.get("data", {}).items()}
+
+
+def kinds(objs: list[dict[str, Any]]) -> set[str]:
+    return {o["kind"] for o in objs}
+
+
+def assert_kept_secret(s: dict[str, Any]) -> None:
+    assert s["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+
+
+def pod_containers(w: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = w["spec"]["template"]["spec"]
+    return spec.get("initContainers", []) + spec["containers"]
+
+
+def assert_restricted_pods(objs: list[dict[str, Any]]) -> None:
+    for w in objs:
+        if w["kind"] not in {"StatefulSet", "Deployment", "CronJob", "Job"}:
+            continue
+        tmpl = w["spec"]["jobTemplate"]["spec"]["template"] if w["kind"] == "CronJob" else w["spec"]["template"]
+        spec = tmpl["spec"]
+        where = f"{w['kind']}/{w['metadata']['name']}"
+        assert spec["securityContext"]["runAsNonRoot"] is True, where
+        assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", where
+        assert spec.get("enableServiceLinks") is False, where
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            sc = c["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True, where
+            assert sc["capabilities"]["drop"] == ["ALL"], where
+            assert c["resources"]["requests"] and c["resources"]["limits"], f"{where}/{c['name']}"
+            if w["kind"] in {"StatefulSet", "Deployment"} and c in spec["containers"]:
+                assert "readinessProbe" in c and "livenessProbe" in c, f"{where}/{c['name']} lacks probes"
+
+
+# ------------------------------------------------------------------------------------------- database
+def test_database_ha_is_cnpg_cluster_and_pooler_named_for_the_contract() -> None:
+    db = component(render("prod"), "database")
+    assert kinds(db) >= {"Cluster", "Pooler", "Secret", "PodDisruptionBudget"}
+    assert not kinds(db) & {"StatefulSet", "Deployment"}, "ha mode must not render the standalone server"
+    cluster = next(o for o in db if o["kind"] == "Cluster")["spec"]
+    assert cluster["instances"] == 3
+    assert cluster["affinity"]["enablePodAntiAffinity"] is True
+    assert cluster["bootstrap"]["initdb"] == {
+        "database": "langflow",
+        "owner": "langflow",
+        "secret": {"name": f"{R}-database-credentials"},
+        "encoding": "UTF8",
+    }
+    assert cluster["walStorage"]["size"], "prod puts WAL on its own volume"
+    assert cluster["backup"]["barmanObjectStore"]["destinationPath"].startswith("s3://")
+    pooler = next(o for o in db if o["kind"] == "Pooler")
+    assert pooler["metadata"]["name"] == f"{R}-database"  # CNPG names the pooler's Service after it
+    assert pooler["spec"]["type"] == "rw" and pooler["spec"]["cluster"]["name"] == f"{R}-database-pg"
+    secret = next(o for o in db if o["kind"] == "Secret")
+    assert secret["type"] == "kubernetes.io/basic-auth" and secret["metadata"]["name"] == f"{R}-database-credentials"
+    assert set(secret_data(secret)) == {"username", "password"}
+    assert_kept_secret(secret)
+
+
+def test_database_ha_pod_monitor_only_with_the_prometheus_operator_api() -> None:
+    plain = next(o for o in render("prod").of_kind("Cluster"))
+    assert plain["spec"]["monitoring"]["enablePodMonitor"] is False
+    with_api = helm.render_profile("prod", api_versions=["monitoring.coreos.com/v1"])
+    assert next(iter(with_api.of_kind("Cluster")))["spec"]["monitoring"]["enablePodMonitor"] is True
+
+
+def test_database_standalone_statefulset() -> None:
+    db = component(render("dev"), "database")
+    assert not kinds(db) & {"Cluster", "Pooler"}
+    sts = next(o for o in db if o["kind"] == "StatefulSet")
+    svc = next(o for o in db if o["kind"] == "Service" and o["metadata"]["name"] == f"{R}-database")
+    assert svc["spec"]["ports"][0]["port"] == 5432
+    assert svc["spec"]["selector"] == sts["spec"]["selector"]["matchLabels"]
+    assert sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
+    c = sts["spec"]["template"]["spec"]["containers"][0]
+    assert c["securityContext"]["runAsUser"] == 999
+    assert "pg_isready" in " ".join(c["readinessProbe"]["exec"]["command"])
+    assert set(secret_data(next(o for o in db if o["kind"] == "Secret"))) == {
+        "username",
+        "password",
+        "superuser-password",
+    }
+    cm = next(o for o in db if o["kind"] == "ConfigMap")
+    assert {"postgresql.conf", "pg_hba.conf", "langflow-init.psql", "10-langflow.sh"} <= set(cm["data"])
+    assert "trust" not in cm["data"]["pg_hba.conf"]
+    assert_restricted_pods(db)
+
+
+def test_database_external_is_an_externalname_and_no_pods() -> None:
+    db = component(render("aws"), "database")
+    svc = next(o for o in db if o["kind"] == "Service")
+    assert svc["metadata"]["name"] == f"{R}-database" and svc["spec"]["type"] == "ExternalName"
+    assert svc["spec"]["externalName"].endswith(".rds.amazonaws.com")
+    assert "Secret" not in kinds(db), "external mode uses global.database.existingSecret"
+    assert {o["kind"] for o in db if o["kind"] in {"StatefulSet", "Cluster", "Pooler", "Deployment"}} == set()
+
+
+def test_database_external_requires_host_and_secret() -> None:
+    with pytest.raises(helm.HelmError, match=r"database.external.host"):
+        render("dev", **{"database.mode": "external"})
+    with pytest.raises(helm.HelmError, match=r"global.database.existingSecret"):
+        render("dev", **{"database.mode": "external", "database.external.host": "db.example.com"})
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("database.ha.instances", 6), ("database.ha.instances", 0), ("database.mode", "replicated")],
+)
+def test_database_schema_limits(key: str, value: Any) -> None:
+    with pytest.raises(helm.HelmError, match="schema"):
+        render("prod", **{key: value})
+
+
+def test_database_existing_secret_suppresses_generation() -> None:
+    m = render("prod", **{"global.database.existingSecret": "mine"})
+    assert not [o for o in m.of_kind("Secret") if o["metadata"]["name"] == f"{R}-database-credentials"]
+    assert next(iter(m.of_kind("Cluster")))["spec"]["bootstrap"]["initdb"]["secret"]["name"] == "mine"
+
+
+def _crd_schema(kind: str) -> dict[str, Any]:
+    crd_dir = TOOLS / "crds" / "cnpg"
+    path = crd_dir / f"postgresql.cnpg.io_{kind.lower()}s.yaml"
+    assert path.exists(), f"{path} missing: run `tools/install.sh crds` (make tools does)"
+    crd = yaml.safe_load(path.read_text())
+    version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1")
+    return version["schema"]["openAPIV3Schema"]
+
+
+def _strict(schema: Any) -> Any:
+    """CRD structural schemas let the API server prune unknown fields; reject them instead (--validate=strict)."""
+    if isinstance(schema, dict):
+        out = {k: _strict(v) for k, v in schema.items()}
+        if (
+            out.get("type") == "object"
+            and "properties" in out
+            and "additionalProperties" not in out
+            and not out.get("x-kubernetes-preserve-unknown-fields")
+        ):
+            out["additionalProperties"] = False
+        return out
+    if isinstance(schema, list):
+        return [_strict(v) for v in schema]
+    return schema
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {},
+        {"database.ha.walStorage.enabled": False, "database.ha.barmanObjectStore.credentialsSecret": ""},
+        {"database.ha.instances": 5, "database.ha.minSyncReplicas": 1, "database.ha.maxSyncReplicas": 2},
+    ],
+    ids=["prod", "iam-no-wal", "five-sync"],
+)
+def test_cnpg_objects_validate_against_the_crd(values: dict[str, Any]) -> None:
+    m = render("prod", **values)
+    checked = 0
+    for kind in ("Cluster", "Pooler", "ScheduledBackup"):
+        schema = _strict(_crd_schema(kind))
+        for obj in m.of_kind(kind):
+            body = {k: v for k, v in obj.items() if k != "metadata"}
+            body["metadata"] = {}
+            jsonschema.validate(body, schema)
+            checked += 1
+    assert checked == 3
+
+
+def test_cnpg_validation_catches_a_wrong_field() -> None:
+    cluster = next(iter(render("prod").of_kind("Cluster")))
+    body = {k: v for k, v in cluster.items() if k != "metadata"}
+    body["spec"] = {**body["spec"], "storage": {**body["spec"]["storage"], "sizee": "1Gi"}}
+    with pytest.raises(jsonschema.ValidationError, match="sizee"):
+        jsonschema.validate(body, _strict(_crd_schema("Cluster")))
+
+
+# --------------------------------------------------------------------------------------------- broker
+def test_broker_rabbitmq_cluster() -> None:
+    b = component(render("prod"), "broker")
+    sts = next(o for o in b if o["kind"] == "StatefulSet")
+    assert sts["spec"]["replicas"] == 3 and sts["spec"]["podManagementPolicy"] == "Parallel"
+    assert sts["spec"]["template"]["spec"]["automountServiceAccountToken"] is True  # peer discovery
+    role = next(o for o in b if o["kind"] == "Role")
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["endpoints"], "verbs": ["get"]}]
+    svc = next(o for o in b if o["kind"] == "Service" and o["metadata"]["name"] == f"{R}-broker")
+    assert {p["port"] for p in svc["spec"]["ports"]} == {5672, 15672, 15692}
+    headless = next(o for o in b if o["kind"] == "Service" and o["metadata"]["name"] == f"{R}-broker-headless")
+    assert headless["spec"]["clusterIP"] == "None" and headless["spec"]["publishNotReadyAddresses"] is True
+    conf = next(o for o in b if o["kind"] == "ConfigMap")["data"]["rabbitmq.conf"]
+    for line in (
+        "cluster_formation.peer_discovery_backend = rabbit_peer_discovery_k8s",
+        f"cluster_formation.k8s.service_name = {R}-broker-headless",
+        "cluster_partition_handling = pause_minority",
+        "prometheus.tcp.port = 15692",
+        "management.tcp.port = 15672",
+    ):
+        assert line in conf
+    pdb = next(o for o in b if o["kind"] == "PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert_restricted_pods(b)
+
+
+def test_broker_secret_urls_share_one_password() -> None:
+    b = component(render("prod"), "broker")
+    s = next(o for o in b if o["kind"] == "Secret")
+    assert s["metadata"]["name"] == f"{R}-broker-credentials"
+    assert_kept_secret(s)
+    d = secret_data(s)
+    assert {"username", "password", "erlang-cookie", "amqp-url", "management-url", "definitions.json"} <= set(d)
+    for key, port in (("amqp-url", 5672), ("management-url", 15672)):
+        u = urllib.parse.urlsplit(d[key])
+        assert (u.username, u.password, u.hostname, u.port) == (
+            d["username"],
+            d["password"],
+            f"{R}-broker.{NS}.svc.cluster.local",
+            port,
+        )
+    defs = json.loads(d["definitions.json"])
+    assert defs["users"][0] == {"name": d["username"], "password": d["password"], "tags": "administrator"}
+
+
+def test_broker_definitions_follow_global_queue_names() -> None:
+    m = render(
+        "prod",
+        **{"global.broker.queue": "jobs.q", "global.broker.deadLetterQueue": "jobs.dead", "global.broker.vhost": "lf"},
+    )
+    d = secret_data(next(o for o in m.of_kind("Secret") if o["metadata"]["name"] == f"{R}-broker-credentials"))
+    defs = json.loads(d["definitions.json"])
+    queues = {q["name"]: q for q in defs["queues"]}
+    assert queues["jobs.q"]["arguments"] == {
+        "x-queue-type": "quorum",
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": "jobs.dead",
+    }
+    assert queues["jobs.dead"]["arguments"] == {"x-queue-type": "quorum"} and queues["jobs.q"]["vhost"] == "lf"
+    assert defs["policies"][0]["pattern"] == "^jobs\\.q$"
+    assert d["amqp-url"].endswith(":5672/lf")
+
+
+def test_broker_redis_sentinel_and_primary_proxy() -> None:
+    b = component(render("redis-queue"), "broker")
+    sts = {o["metadata"]["name"]: o for o in b if o["kind"] == "StatefulSet"}
+    assert sts[f"{R}-broker-redis"]["spec"]["replicas"] == 3
+    assert sts[f"{R}-broker-sentinel"]["spec"]["replicas"] == 3
+    assert "RabbitMQ" not in json.dumps(b) and "Role" not in kinds(b)
+    svc = next(o for o in b if o["kind"] == "Service" and o["metadata"]["name"] == f"{R}-broker")
+    assert {p["port"] for p in svc["spec"]["ports"]} == {6379, 26379}
+    assert svc["spec"]["selector"]["app.kubernetes.io/component"] == "haproxy"
+    cm = next(o for o in b if o["kind"] == "ConfigMap")["data"]
+    assert "requirepass" not in cm["redis.conf"] and "tcp-check expect string role:master" in cm["haproxy.cfg"]
+    d = secret_data(next(o for o in b if o["kind"] == "Secret"))
+    assert d["redis-url"] == f"redis://:{d['password']}@{R}-broker.{NS}.svc.cluster.local:6379/0"
+    assert_restricted_pods(b)
+
+
+def test_broker_external_renders_no_pods_and_mode_must_match_global_type() -> None:
+    b = component(render("aws"), "broker")
+    assert not kinds(b) & {"StatefulSet", "Deployment", "Secret", "Service"}
+    with pytest.raises(helm.HelmError, match=r"global\.broker\.type"):
+        render("prod", **{"broker.mode": "redis"})
+
+
+@pytest.mark.parametrize(("key", "value"), [("broker.replicas", 6), ("broker.replicas", 0), ("broker.mode", "kafka")])
+def test_broker_schema_limits(key: str, value: Any) -> None:
+    with pytest.raises(helm.HelmError, match="schema"):
+        render("prod", **{key: value})
+
+
+# ---------------------------------------------------------------------------------------- vector store
+def test_vectorstore_qdrant_cluster() -> None:
+    v = component(render("prod"), "vectorstore")
+    sts = next(o for o in v if o["kind"] == "StatefulSet")
+    assert sts["spec"]["replicas"] == 2
+    c = sts["spec"]["template"]["spec"]["containers"][0]
+    assert {p["containerPort"] for p in c["ports"]} == {6333, 6334, 6335}
+    env = {e["name"]: e for e in c["env"]}
+    assert env["QDRANT__SERVICE__API_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": f"{R}-vectorstore-credentials",
+        "key": "api-key",
+    }
+    cm = next(o for o in v if o["kind"] == "ConfigMap")["data"]
+    assert "--bootstrap" in cm["start.sh"] and "p2p:\n    port: 6335" in cm["production.yaml"].replace("  p2p", "p2p")
+    svc = next(o for o in v if o["kind"] == "Service" and o["metadata"]["name"] == f"{R}-vectorstore")
+    assert {p["port"] for p in svc["spec"]["ports"]} == {6333, 6334}
+    assert "api-key" in secret_data(next(o for o in v if o["kind"] == "Secret"))
+    assert_restricted_pods(v)
+
+
+@pytest.mark.parametrize(("profile", "ports"), [("weaviate", {8080, 50051, 2112}), ("milvus", {19530, 9091})])
+def test_vectorstore_alternatives(profile: str, ports: set[int]) -> None:
+    v = component(render(profile), "vectorstore")
+    svc = next(o for o in v if o["kind"] == "Service" and o["metadata"]["name"] == f"{R}-vectorstore")
+    assert {p["port"] for p in svc["spec"]["ports"]} == ports
+    assert [o["spec"]["template"]["spec"]["containers"][0]["name"] for o in v if o["kind"] == "StatefulSet"] == [
+        profile
+    ]
+    assert_restricted_pods(v)
+
+
+def test_vectorstore_external_renders_nothing_to_run() -> None:
+    v = component(render("external"), "vectorstore")
+    assert not kinds(v) & {"StatefulSet", "Secret", "Service"}
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("vectorstore.replicas", 6), ("vectorstore.replicas", 0), ("vectorstore.mode", "pinecone")]
+)
+def test_vectorstore_schema_limits(key: str, value: Any) -> None:
+    with pytest.raises(helm.HelmError, match="schema"):
+        render("prod", **{key: value})
