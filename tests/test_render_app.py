@@ -91,7 +91,7 @@ def test_ide_deployment_contract(profile: str, rendered_profiles: dict[str, helm
     assert e["HOME"] == "/app/data" and e["LANGFLOW_CONFIG_DIR"].startswith("/app/data")
     # the database URL is built from $(VARS) declared before it, the password never inlined
     url = e["LANGFLOW_DATABASE_URL"]
-    assert url.startswith("postgresql://$(LF_DATABASE_USER):$(LF_DATABASE_PASSWORD)@"), url
+    assert url.startswith("postgresql+psycopg://$(LF_DATABASE_USER):$(LF_DATABASE_PASSWORD)@"), url
     order = env_order(c)
     assert order.index("LF_DATABASE_PASSWORD") < order.index("LANGFLOW_DATABASE_URL")
     assert "secretKeyRef" in e["LF_DATABASE_PASSWORD"]

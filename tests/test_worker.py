@@ -343,3 +343,68 @@ def test_redis_failures_retry_then_dead_letter_and_poison(
     assert poison["raw"] == "[1, 2]" and "poison" in poison["error"]
     results = redis_results(rds, "results", 1, 10)
     assert results and results[0]["status"] == "error"
+
+
+# ------------------------------------------------------------------------ the chart's runtime pod, for real
+@pytest.mark.timeout(900)
+def test_rendered_runtime_pod_runs_jobs_on_real_langflow() -> None:
+    """The dev profile's runtime pod as processes: Langflow (backend image's settings, flows from the ConfigMap,
+    API key from the Secret) and the worker container, both under bubblewrap with the pod's uid and mounts, env
+    taken from the rendered StatefulSet; real PostgreSQL and RabbitMQ with the rendered credentials. Jobs for the
+    chart's echo flow come back with Langflow's real output; the throughput is printed (one worker, prefetch 4)."""
+    import urllib.parse
+
+    from tests.harness import helm
+    from tests.harness.langflow import find_container, find_workload, langflow_process, resolve_env
+
+    m = helm.render_profile("dev", set_values={"runtime.worker.prefetch": 4})
+    sts = find_workload(m, "runtime")
+    lf_env = resolve_env(m, sts, find_container(sts, "langflow"))
+    w_env = resolve_env(m, sts, find_container(sts, "worker"))
+    db = urllib.parse.urlsplit(lf_env["LANGFLOW_DATABASE_URL"])
+    mq = urllib.parse.urlsplit(w_env["LF_BROKER_URL"])
+    assert db.hostname == "lf-database" and mq.hostname == "lf-broker"
+    queue = w_env["LF_BROKER_QUEUE"]
+    with (
+        servers.postgres(user=db.username or "", password_=db.password, dbname=db.path.lstrip("/")) as pg,
+        servers.rabbitmq(user=mq.username or "", password_=mq.password) as node,
+    ):
+        endpoints: dict[str, Any] = {"lf-database": {5432: pg.port}, "lf-broker": {5672: node.amqp_port}}
+        with langflow_process(m, "runtime", endpoints=endpoints, startup_timeout=300) as lf:
+            flows = {f.get("endpoint_name") for f in lf.flows()}
+            assert "echo" in flows, f"the chart's flows were not loaded: {flows}"
+            # in the pod both containers share loopback and Langflow's port; here Langflow has a free port
+            assert w_env["WORKER_LANGFLOW_URL"] == f"http://127.0.0.1:{lf_env['LANGFLOW_PORT']}"
+            with langflow_process(
+                m,
+                "runtime",
+                container="worker",
+                endpoints=endpoints,
+                health_path=None,
+                overrides={"WORKER_METRICS_PORT": str(servers.free_port()), "WORKER_LANGFLOW_URL": lf.base_url},
+            ) as worker:
+                conn = pika.BlockingConnection(pika.URLParameters(node.url))
+                try:
+                    ch = conn.channel()
+                    replies = reply_queue(ch)
+                    servers.wait_for(
+                        lambda: worker.alive() and node.api(f"queues/%2F/{urllib.parse.quote(queue, safe='')}"),
+                        60,
+                        f"the worker to declare {queue}\n{worker.tail()}",
+                    )
+                    n = 60
+                    t0 = time.monotonic()
+                    for i in range(n):
+                        body = json.dumps(job(i, replies, flow="echo", input_value=f"echo {i}"))
+                        ch.basic_publish("", queue, body.encode(), pika.BasicProperties(delivery_mode=2))
+                    results = drain(ch, replies, n, 240)
+                    elapsed = time.monotonic() - t0
+                finally:
+                    conn.close()
+                assert len(results) == n, f"{len(results)}/{n} results\n{worker.tail()}"
+                for _, r in results:
+                    assert r["status"] == "ok", r
+                    text = r["outputs"][0]["outputs"][0]["results"]["message"]["text"]
+                    assert text == f"echo {r['job_id'][4:]}", "Langflow's echo flow returned the job's input"
+                    assert r["worker"].startswith("lf-runtime") or r["worker"] == "harness"
+                print(f"\nworker + real Langflow: {n} jobs in {elapsed:.1f}s = {n / elapsed:.1f} jobs/s (prefetch 4)")

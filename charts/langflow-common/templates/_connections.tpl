@@ -13,12 +13,14 @@ global.vectorstore.existingSecret or "<release>-vectorstore-credentials" (key ap
 
 Env produced:
   database:    LF_DATABASE_USER, LF_DATABASE_PASSWORD, LF_DATABASE_HOST, LF_DATABASE_PORT, LF_DATABASE_NAME,
-               LANGFLOW_DATABASE_URL=postgresql://$(LF_DATABASE_USER):$(LF_DATABASE_PASSWORD)@host:port/name?sslmode=...
+               LANGFLOW_DATABASE_URL=postgresql+psycopg://$(LF_DATABASE_USER):$(LF_DATABASE_PASSWORD)@host:port/name?sslmode=...
   broker:      LF_BROKER_TYPE, LF_BROKER_QUEUE, LF_BROKER_DEAD_LETTER_QUEUE, and by type
                rabbitmq: LF_BROKER_USERNAME, LF_BROKER_PASSWORD, LF_BROKER_URL=amqp://$(U):$(P)@host:5672/vhost
                redis:    LF_BROKER_PASSWORD, LF_BROKER_URL=redis://:$(P)@host:6379/0
                sqs:      LF_BROKER_URL=<queueURL>, AWS_REGION, AWS_DEFAULT_REGION, LF_BROKER_SQS_ENDPOINT
   vectorstore: LF_VECTORSTORE_TYPE, LF_VECTORSTORE_URL, LF_VECTORSTORE_API_KEY (optional secretKeyRef)
+The database URL names the psycopg (v3) driver: Langflow 1.13 also opens SYNC engines (migration lock, version
+check) from the same URL, and a bare postgresql:// makes SQLAlchemy import psycopg2, which Langflow does not ship.
 Generated passwords are alphanumeric (URL-safe); an existingSecret with URL-reserved characters in a password
 must be percent-encoded by its owner.
 
@@ -98,7 +100,7 @@ Usage (in a container's env list):
 - name: LF_DATABASE_NAME
   value: {{ $d.name | quote }}
 - name: LANGFLOW_DATABASE_URL
-  value: {{ printf "postgresql://$(LF_DATABASE_USER):$(LF_DATABASE_PASSWORD)@%s:%d/%s%s" $host (int $d.port) $d.name (ternary (printf "?sslmode=%s" $d.sslmode) "" (not (empty $d.sslmode))) | quote }}
+  value: {{ printf "postgresql+psycopg://$(LF_DATABASE_USER):$(LF_DATABASE_PASSWORD)@%s:%d/%s%s" $host (int $d.port) $d.name (ternary (printf "?sslmode=%s" $d.sslmode) "" (not (empty $d.sslmode))) | quote }}
 {{- end -}}
 
 {{- define "langflow-common.connections.brokerEnv" -}}
