@@ -46,7 +46,7 @@
 {{- if and (eq .Values.mode "ha") .Values.ha.barmanObjectStore.enabled -}}
 {{- include "langflow-common.validate.required" (dict "value" .Values.ha.barmanObjectStore.destinationPath "key" "database.ha.barmanObjectStore.destinationPath" "why" "e.g. s3://bucket/prefix") -}}
 {{- end -}}
-{{- if and (eq .Values.mode "ha") (gt (int .Values.ha.maxSyncReplicas) (sub (int .Values.ha.instances) 1)) -}}
+{{- if gt (int .Values.ha.maxSyncReplicas) (sub (int .Values.ha.instances) 1) -}}
 {{- fail (printf "database.ha.maxSyncReplicas (%d) must be lower than database.ha.instances (%d)" (int .Values.ha.maxSyncReplicas) (int .Values.ha.instances)) -}}
 {{- end -}}
 {{- if gt (int .Values.ha.minSyncReplicas) (int .Values.ha.maxSyncReplicas) -}}
