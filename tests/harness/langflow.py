@@ -15,7 +15,7 @@ turned into a process:
 - loopback only: LANGFLOW_HOST is forced to 127.0.0.1, LANGFLOW_PORT (and a Prometheus port) to free ports.
 
 Mount points the host lacks (e.g. /app/data) are created as empty directories on the host, because bubblewrap
-cannot create them under a read-only root; they are removed again when empty.
+cannot create them under a read-only root; they stay (see `_mountpoints`).
 
 Usage:
     with langflow_process(manifest, "runtime", endpoints={...}) as lf:
@@ -368,26 +368,17 @@ def _rewrite_flag(cmd: list[str], flag: str, value: str) -> list[str]:
     return out
 
 
-@contextlib.contextmanager
-def _mountpoints(paths: Sequence[str]) -> Iterator[None]:
-    """Create missing mount points on the host (bubblewrap cannot under a read-only root); remove them after."""
-    created: list[Path] = []
-    for p in paths:
-        missing: list[Path] = []
-        q = Path(p)
-        while not q.exists():
-            missing.append(q)
-            q = q.parent
-        for d in reversed(missing):
-            with contextlib.suppress(FileExistsError):
-                d.mkdir()
-                created.append(d)
-    try:
-        yield
-    finally:
-        for d in reversed(created):
-            with contextlib.suppress(OSError):
-                d.rmdir()
+def _mountpoints(mounts: Sequence[Mount]) -> None:
+    """Create missing mount points on the host (bubblewrap cannot under a read-only root). They are left in
+    place: removing a directory on the host detaches the mounts on it in every other mount namespace, which
+    would pull the volume from under a concurrently running process that uses the same path."""
+    for m in mounts:
+        target = Path(m.path)
+        if m.source.is_file():  # a subPath file mount
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.touch(exist_ok=True)
+        else:
+            target.mkdir(parents=True, exist_ok=True)
 
 
 def bwrap_command(contract: PodContract, argv: Sequence[str]) -> list[str]:
@@ -560,12 +551,20 @@ def _start(
         env["LANGFLOW_PROMETHEUS_PORT"] = str(metrics_port)
     elif "LANGFLOW_PROMETHEUS_PORT" in extra_env:
         metrics_port = int(extra_env["LANGFLOW_PROMETHEUS_PORT"])
+    if env.get("LANGFLOW_DATABASE_URL", "").startswith("postgres") and not any(
+        LANGFLOW_VENV.glob("lib/python*/site-packages/psycopg2")
+    ):
+        raise LangflowError(
+            f"{name}: PostgreSQL needs langflow[postgresql] (psycopg2), as in the official images; "
+            f"{LANGFLOW_VENV} lacks it: install `langflow[postgresql]==1.13.0` there (tools/install.sh langflow)"
+        )
     argv = list(contract.command)
     argv[0] = _executable(argv[0], contract.container)
     argv = _rewrite_flag(_rewrite_flag(argv, "--host", LOOPBACK), "--port", str(port))
     cmd = bwrap_command(contract, argv)
     log = root / f"{name}.log"
-    with _mountpoints([m.path for m in contract.mounts]), log.open("ab") as out:
+    _mountpoints(contract.mounts)
+    with log.open("ab") as out:
         popen = subprocess.Popen(
             cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
         )
