@@ -14,6 +14,8 @@ import pytest
 from tests.harness import helm
 from tests.harness.paths import in_ci, profiles
 
+pytest_plugins = ["tests.harness.fixtures"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("langflow-platform")
@@ -23,7 +25,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=os.environ.get("LFP_CLUSTER", "local"),
         help="local: control plane started from .tools (default); kind: a kind cluster; existing: $KUBECONFIG",
     )
-    group.addoption("--kubeconfig-path", default=os.environ.get("KUBECONFIG", ""), help="kubeconfig for --cluster existing")
+    group.addoption(
+        "--kubeconfig-path", default=os.environ.get("KUBECONFIG", ""), help="kubeconfig for --cluster existing"
+    )
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -269,10 +269,14 @@ def kwok_config(module: Path | None = None, spec: Path = KWOK_STAGES) -> tuple[s
     cluster_docs: list[dict[str, Any]] = []
     for rel in wanted["kustomize"]:
         for doc in _kustomize_docs(module / "kustomize" / rel):
+            if doc.get("metadata", {}).get("name") in wanted.get("exclude", []):
+                continue
             if doc.get("apiVersion", "").startswith("kwok.x-k8s.io/"):
                 kwok_docs.append(doc)
             elif doc.get("kind") in wanted.get("clusterKinds", []):
                 cluster_docs.append(doc)
+    for rel in wanted.get("files", []):
+        kwok_docs += [d for d in yaml.safe_load_all((spec.parent / rel).read_text()) if d]
     return yaml.safe_dump_all(kwok_docs, sort_keys=False), cluster_docs
 
 

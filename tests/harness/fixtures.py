@@ -1,0 +1,46 @@
+"""pytest fixtures for the cluster and scaling layers (registered from tests/conftest.py via pytest_plugins).
+
+- `kube` (session): the cluster picked by `--cluster local|kind|existing`, with the KEDA, cert-manager,
+  CloudNativePG and Prometheus Operator CRDs installed first. `local` starts the control plane of
+  tests/harness/cluster.py in a temp dir and stops it at the end of the session.
+- `namespace_factory`: fresh namespaces labelled for Pod Security "restricted", deleted after the test.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from .cluster import Cluster, cluster_for
+
+
+def _progress(msg: str) -> None:
+    print(f"cluster: {msg}", flush=True)
+
+
+@pytest.fixture(scope="session")
+def kube(request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    kind = request.config.getoption("--cluster")
+    kubeconfig = request.config.getoption("--kubeconfig-path") or None
+    with cluster_for(kind, kubeconfig=kubeconfig, progress=_progress) as cluster:
+        cluster.install_crds()
+        yield cluster
+
+
+@pytest.fixture
+def namespace_factory(kube: Cluster) -> Iterator[Callable[[str], str]]:
+    """Call with a prefix; returns the name of a new restricted namespace (deleted when the test ends)."""
+    made: list[str] = []
+
+    def make(prefix: str) -> str:
+        name = f"{re.sub(r'[^a-z0-9-]', '-', prefix.lower())[:40]}-{secrets.token_hex(3)}"
+        kube.create_namespace(name, restricted=True)
+        made.append(name)
+        return name
+
+    yield make
+    for name in made:
+        kube.delete_namespace(name, wait=False)
