@@ -40,6 +40,8 @@ Usage: include "langflow-common.langflow.env" (dict "context" $ "secret" "<Secre
     secretKeyRef:
       name: {{ .secret }}
       key: secret-key
+- name: LANGFLOW_CUSTOM_COMPONENT_ADMIN_ONLY
+  value: {{ $lf.customComponentAdminOnly | default false | quote }}
 - name: LANGFLOW_DO_NOT_TRACK
   value: {{ $lf.doNotTrack | quote }}
 - name: DO_NOT_TRACK
