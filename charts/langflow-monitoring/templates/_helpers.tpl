@@ -82,14 +82,14 @@ app.kubernetes.io/component: {{ . }}
 {{- join "|" .severities -}}
 {{- end -}}
 
-{{/* Loki push URL: logs.lokiURL, or the bundled Loki. */}}
+{{/* Loki push URL: logs.lokiURL, or the bundled Loki, or the grafana/loki chart's gateway in namespace loki. */}}
 {{- define "langflow-monitoring.lokiURL" -}}
 {{- if .Values.logs.lokiURL -}}
 {{- .Values.logs.lokiURL -}}
 {{- else if eq .Values.mode "bundled" -}}
 {{- printf "http://%s.%s.svc:3100/loki/api/v1/push" (include "langflow-common.suffixed" (dict "context" . "suffix" "loki")) (include "langflow-common.namespace" .) -}}
 {{- else -}}
-{{- fail "monitoring.logs.lokiURL is required in integration mode (or set monitoring.logs.enabled=false)" -}}
+http://loki-gateway.loki.svc.cluster.local/loki/api/v1/push
 {{- end -}}
 {{- end -}}
 
@@ -131,4 +131,42 @@ spec:
     {{- range .endpoints }}
     {{- . | nindent 4 }}
     {{- end }}
+{{- end -}}
+
+{{/* Bundled mode: names and pieces shared by its workloads. */}}
+{{- define "langflow-monitoring.bundledName" -}}
+{{- include "langflow-common.suffixed" (dict "context" .context "suffix" .part) -}}
+{{- end -}}
+
+{{/* Pod security context of a bundled workload running as `uid` (the official image's user). */}}
+{{- define "langflow-monitoring.bundledPodSecurity" -}}
+{{- $base := include "langflow-common.podSecurityContext" .context | fromYaml -}}
+{{- toYaml (merge (dict "runAsUser" .uid "runAsGroup" .uid "fsGroup" .uid "runAsNonRoot" true) $base) -}}
+{{- end -}}
+
+{{/* The bundled Prometheus' scrape jobs, mirroring the PodMonitors: list of
+{name, component, sub, port, path, exporter, params, auth, cnpg} */}}
+{{- define "langflow-monitoring.bundledJobs" -}}
+{{- $s := .Values.scrape -}}
+{{- $jobs := list -}}
+{{- if $s.ide.enabled -}}{{- $jobs = append $jobs (dict "name" "ide" "component" "ide" "port" $s.ide.port "path" $s.ide.path "exporter" "langflow") -}}{{- end -}}
+{{- if $s.runtime.enabled -}}
+{{- $jobs = append $jobs (dict "name" "runtime" "component" "runtime" "port" $s.runtime.port "path" $s.runtime.path "exporter" "langflow") -}}
+{{- $jobs = append $jobs (dict "name" "runtime-worker" "component" "runtime" "port" $s.runtime.workerPort "path" $s.runtime.path "exporter" "worker") -}}
+{{- end -}}
+{{- if and $s.rabbitmq.enabled (eq (include "langflow-monitoring.brokerType" .) "rabbitmq") -}}
+{{- $jobs = append $jobs (dict "name" "rabbitmq" "component" "broker" "sub" "rabbitmq" "port" $s.rabbitmq.port "path" "/metrics" "exporter" "rabbitmq") -}}
+{{- $jobs = append $jobs (dict "name" "rabbitmq-detailed" "component" "broker" "sub" "rabbitmq" "port" $s.rabbitmq.port "path" "/metrics/detailed" "exporter" "rabbitmq" "params" (dict "family" $s.rabbitmq.detailedFamilies)) -}}
+{{- end -}}
+{{- if and $s.redis.enabled (eq (include "langflow-monitoring.brokerType" .) "redis") -}}
+{{- $jobs = append $jobs (dict "name" "redis" "component" "broker" "sub" "redis" "port" $s.redis.port "path" "/metrics" "exporter" "redis") -}}
+{{- end -}}
+{{- if $s.postgresql.enabled -}}
+{{- $jobs = append $jobs (dict "name" "database" "component" "database" "port" $s.postgresql.port "path" "/metrics" "exporter" "postgres") -}}
+{{- $jobs = append $jobs (dict "name" "cnpg" "component" "database" "port" $s.postgresql.port "path" "/metrics" "exporter" "cnpg" "cnpg" ($s.postgresql.cnpgCluster | default (printf "%s-database-pg" .Release.Name))) -}}
+{{- end -}}
+{{- if and $s.qdrant.enabled (eq (include "langflow-monitoring.vectorstoreType" .) "qdrant") -}}
+{{- $jobs = append $jobs (dict "name" "qdrant" "component" "vectorstore" "sub" "qdrant" "port" $s.qdrant.port "path" "/metrics" "exporter" "qdrant" "auth" true) -}}
+{{- end -}}
+{{- toJson $jobs -}}
 {{- end -}}
