@@ -408,3 +408,107 @@ def test_rendered_runtime_pod_runs_jobs_on_real_langflow() -> None:
                     assert text == f"echo {r['job_id'][4:]}", "Langflow's echo flow returned the job's input"
                     assert r["worker"].startswith("lf-runtime") or r["worker"] == "harness"
                 print(f"\nworker + real Langflow: {n} jobs in {elapsed:.1f}s = {n / elapsed:.1f} jobs/s (prefetch 4)")
+
+
+# -------------------------------------------------------------------------------------------------- SQS
+@pytest.fixture(scope="module")
+def sqs_endpoint() -> Iterator[str]:
+    """A local SQS (moto in server mode) on a free loopback port."""
+    port = servers.free_port()
+    with tempfile.TemporaryDirectory(prefix="lfp-sqs-") as tmp:
+        proc = servers.spawn(
+            "moto",
+            [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+            Path(tmp) / "moto.log",
+        )
+        try:
+            servers.wait_for(lambda: proc.ensure_alive() and servers.port_open(port), 60, "moto_server to listen")
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            proc.stop()
+
+
+AWS_ENV = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1"}
+
+
+@pytest.fixture
+def sqs(sqs_endpoint: str) -> Iterator[tuple[Any, str, str]]:
+    """(client, queue URL, DLQ URL): a job queue whose redrive policy moves a message to the DLQ after 5 receives."""
+    import boto3
+
+    client = boto3.client(
+        "sqs",
+        endpoint_url=sqs_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    suffix = uuid.uuid4().hex[:6]
+    dlq = client.create_queue(QueueName=f"dlq-{suffix}")["QueueUrl"]
+    dlq_arn = client.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"})
+    url = client.create_queue(QueueName=f"jobs-{suffix}", Attributes={"RedrivePolicy": redrive})["QueueUrl"]
+    yield client, url, dlq
+
+
+def sqs_drain(client: Any, url: str, want: int, timeout: float) -> list[tuple[str | None, dict[str, Any]]]:
+    got: list[tuple[str | None, dict[str, Any]]] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < want and time.monotonic() < deadline:
+        r = client.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, MessageAttributeNames=["All"]
+        )
+        for msg in r.get("Messages", []):
+            corr = (msg.get("MessageAttributes", {}).get("correlation_id") or {}).get("StringValue")
+            got.append((corr, json.loads(msg["Body"])))
+            client.delete_message(QueueUrl=url, ReceiptHandle=msg["ReceiptHandle"])
+    return got
+
+
+def start_sqs_worker(start_worker: Any, endpoint: str, url: str, dlq: str, *extra: str) -> WorkerProc:
+    return start_worker(
+        "sqs", url, "--sqs-endpoint", endpoint, "--dead-letter-queue", dlq, "--executor", "sleep", *extra, **AWS_ENV
+    )
+
+
+@pytest.mark.timeout(180)
+def test_sqs_jobs_results_poison_and_dead_letter(sqs: Any, sqs_endpoint: str, start_worker: Any) -> None:
+    client, url, dlq = sqs
+    results = client.create_queue(QueueName=f"results-{uuid.uuid4().hex[:6]}")["QueueUrl"]
+    w = start_sqs_worker(
+        start_worker, sqs_endpoint, url, dlq, "--sleep-seconds", "0.05", "--prefetch", "4", "--max-retries", "1"
+    )
+    n = 20
+    for i in range(n):
+        attrs = {"correlation_id": {"DataType": "String", "StringValue": f"c{i}"}}
+        client.send_message(QueueUrl=url, MessageBody=json.dumps(job(i, results)), MessageAttributes=attrs)
+    client.send_message(QueueUrl=url, MessageBody="not json")
+    client.send_message(QueueUrl=url, MessageBody=json.dumps(job("bad", results, tweaks={"fail": "sqs"})))
+    got = sqs_drain(client, results, n + 1, 60)
+    by_id = {r["job_id"]: (corr, r) for corr, r in got}
+    assert len(by_id) == n + 1, w.tail()
+    for i in range(n):
+        corr, r = by_id[f"job-{i}"]
+        assert corr == f"c{i}" and r["status"] == "ok" and r["outputs"][0]["input_value"] == f"hello {i}"
+    assert by_id["job-bad"][0] == "job-bad", "without a correlation id the job id is used"
+    assert by_id["job-bad"][1]["status"] == "error"
+    dead = {("raw" if "raw" in d else d["job_id"]): d for _, d in sqs_drain(client, dlq, 2, 30)}
+    assert dead["raw"]["raw"] == "not json" and dead["job-bad"]["attempts"] == 2
+
+
+@pytest.mark.timeout(180)
+def test_sqs_worker_killed_mid_job_is_redelivered_after_visibility_timeout(
+    sqs: Any, sqs_endpoint: str, start_worker: Any
+) -> None:
+    client, url, dlq = sqs
+    results = client.create_queue(QueueName=f"results-{uuid.uuid4().hex[:6]}")["QueueUrl"]
+    first = start_sqs_worker(
+        start_worker, sqs_endpoint, url, dlq, "--sleep-seconds", "30", "--visibility-timeout", "4", "--worker-id", "a"
+    )
+    client.send_message(QueueUrl=url, MessageBody=json.dumps(job("kill", results)))
+    first.wait_in_flight(1)
+    first.stop(signal.SIGKILL)
+    second = start_sqs_worker(start_worker, sqs_endpoint, url, dlq, "--sleep-seconds", "0.2", "--worker-id", "b")
+    got = sqs_drain(client, results, 1, 60)
+    assert [r["job_id"] for _, r in got] == ["job-kill"] and got[0][1]["worker"] == "b", second.tail()
+    assert sqs_drain(client, results, 1, 3) == [], "the job completed twice"
