@@ -42,9 +42,9 @@ def test_install_from_oci_registry(kube: Cluster, namespace_factory: Callable[[s
             "--timeout",
             "10m",
         )
-    status = yaml.safe_load(kube.helm("status", "lf", "-n", ns, "-o", "yaml"))
-    assert status["info"]["status"] == "deployed"
-    assert status["chart"]["metadata"]["version"] == _version()
+    (release,) = yaml.safe_load(kube.helm("list", "-n", ns, "-o", "json"))
+    assert release["status"] == "deployed", release
+    assert release["chart"] == f"langflow-platform-{_version()}", release
     # NOTES: the URL or port-forward, the superuser password command, the component table
     assert "superuser-password" in out and f"-n {ns}" in out, out
     for component in ("ide", "runtime", "broker", "database", "vectorstore", "monitoring"):
@@ -75,5 +75,17 @@ def test_notes_warn_about_dev_choices_in_prod_shape(kube: Cluster, namespace_fac
         "ide.langflow.autoLogin=true",
     )
     assert "WARNING" in out and "database.mode=standalone" in out and "autoLogin=true" in out, out
-    clean = kube.helm("install", "lf", str(UMBRELLA), "-n", ns, "-f", str(profile_file("prod")), "--dry-run=server")
+    # prod with a persistent IDE data volume has no dev-only choice left
+    clean = kube.helm(
+        "install",
+        "lf",
+        str(UMBRELLA),
+        "-n",
+        ns,
+        "-f",
+        str(profile_file("prod")),
+        "--dry-run=server",
+        "--set",
+        "ide.dataVolume.type=pvc",
+    )
     assert "WARNING" not in clean, clean
