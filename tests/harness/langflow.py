@@ -208,44 +208,46 @@ def resolve_env(manifest: Manifest, workload: dict[str, Any], container: dict[st
 
 
 def map_hosts(env: Mapping[str, str], endpoints: Endpoints, namespace: str) -> dict[str, str]:
-    """Replace in-cluster Service names (and their ports) by loopback addresses of the harness's servers."""
-    out = dict(env)
-    mapped_hosts: dict[str, str] = {}  # env var -> service it pointed to
-    for svc, ports in endpoints.items():
-        names = [f"{svc}.{namespace}.svc.cluster.local", f"{svc}.{namespace}.svc", f"{svc}.{namespace}", svc]
-        pattern = re.compile(
-            r"(?<![A-Za-z0-9.-])(" + "|".join(re.escape(n) for n in names) + r")(?::(\d+))?(?![A-Za-z0-9.-])"
-        )
+    """Replace in-cluster Service names (and their ports) by loopback addresses of the harness's servers.
 
-        def port_for(p: int | None, ports: int | Mapping[int, int] = ports, svc: str = svc) -> int | None:
-            if p is None:
-                return None
-            if isinstance(ports, int):
-                return ports
-            if p not in ports:
-                raise LangflowError(
-                    f"service {svc} port {p} is used by the pod but the harness maps only {dict(ports)}"
-                )
-            return ports[p]
+    One pass over every value, so an address already rewritten is never rewritten again. Keys may also be
+    loopback names (`127.0.0.1`, `localhost`: a sidecar talking to its pod's main container); a port the
+    mapping does not list stays as it is for those, and is an error for a Service name."""
+    by_name: dict[str, str] = {}
+    for svc in endpoints:
+        for n in (f"{svc}.{namespace}.svc.cluster.local", f"{svc}.{namespace}.svc", f"{svc}.{namespace}", svc):
+            by_name.setdefault(n, svc)
+    if not by_name:
+        return dict(env)
+    names = sorted(by_name, key=len, reverse=True)
+    pattern = re.compile(
+        r"(?<![A-Za-z0-9.-])(" + "|".join(re.escape(n) for n in names) + r")(?::(\d+))?(?![A-Za-z0-9.-])"
+    )
+    loopbacks = {"127.0.0.1", "localhost", LOOPBACK}
 
-        for key, value in out.items():
-            if not pattern.search(value):
-                continue
-
-            def sub(m: re.Match[str]) -> str:
-                port = port_for(int(m.group(2)) if m.group(2) else None)
-                return LOOPBACK if port is None else f"{LOOPBACK}:{port}"
-
-            out[key] = pattern.sub(sub, value)
-            if value in names:
-                mapped_hosts[key] = svc
-    # a HOST variable mapped to loopback: its sibling PORT variable must follow
-    for key, svc in mapped_hosts.items():
+    def sub(m: re.Match[str]) -> str:
+        svc = by_name[m.group(1)]
         ports = endpoints[svc]
-        port_key = re.sub(r"HOST$", "PORT", key) if key.endswith("HOST") else None
-        if port_key and port_key in out and out[port_key].isdigit():
-            p = int(out[port_key])
-            out[port_key] = str(ports if isinstance(ports, int) else ports.get(p, p))
+        if m.group(2) is None:
+            return LOOPBACK
+        p = int(m.group(2))
+        if isinstance(ports, int):
+            return f"{LOOPBACK}:{ports}"
+        if p in ports:
+            return f"{LOOPBACK}:{ports[p]}"
+        if svc in loopbacks:
+            return m.group(0)
+        raise LangflowError(f"service {svc} port {p} is used by the pod but the harness maps only {dict(ports)}")
+
+    out = {key: pattern.sub(sub, value) for key, value in env.items()}
+    # a HOST variable naming a Service: its sibling PORT variable must follow
+    for key, value in env.items():
+        if key.endswith("HOST") and value in by_name:
+            ports = endpoints[by_name[value]]
+            port_key = key[: -len("HOST")] + "PORT"
+            if port_key in out and env[port_key].isdigit():
+                p = int(env[port_key])
+                out[port_key] = str(ports if isinstance(ports, int) else ports.get(p, p))
     return out
 
 
