@@ -1,0 +1,298 @@
+"""backup: the database chart's backup CronJob and restore Job, run as rendered, survive losing the database.
+
+One render of the dev profile (standalone PostgreSQL, backup + restore switched on, S3 endpoint in-cluster) gives:
+the server's config, the credentials Secret, the IDE's env, and the CronJob's/Job's containers (scripts from the
+rendered ConfigMap, env from the rendered spec). The harness runs:
+  PostgreSQL 15 (rendered config) <- Langflow (IDE env; migrates, loads starter flows, flows created via its API)
+  + a ballast table for a stated size -> CronJob step 1 (pg_dump) + step 2 (S3 upload, retention, status, metrics)
+  -> a NEW PostgreSQL from the same rendered config (the disaster: the old cluster is gone)
+  -> restore Job step 1 (download "latest") + step 2 (pg_restore) -> row counts and flow contents compared.
+S3 is moto in server mode on loopback (the in-cluster endpoint is mapped to it); a Pushgateway stand-in records
+what the job pushes. Only paths (/scripts, /backup) and hosts/ports differ from the pods.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+
+from tests.harness import helm
+from tests.harness.data_tier import RenderedPostgres, postgres_rendered, rendered_data
+from tests.harness.langflow import langflow_process, map_hosts, resolve_env
+from tests.harness.paths import REPORTS, ROOT
+from tests.harness.servers import PG_BIN, free_port, port_open, spawn, wait_for
+
+pytestmark = pytest.mark.backup
+
+R = "lf"
+NS = "langflow"
+BUCKET = "langflow-backups"
+PREFIX = "langflow/database"
+S3_SERVICE = "s3"  # the in-cluster S3 endpoint the values name: http://s3.langflow.svc.cluster.local:9000
+BALLAST_ROWS = 200_000
+CREATED_FLOWS = 20
+VALUES = {
+    "database.backup.enabled": True,
+    "database.backup.s3.bucket": BUCKET,
+    "database.backup.s3.prefix": PREFIX,
+    "database.backup.s3.endpoint": f"http://{S3_SERVICE}.{NS}.svc.cluster.local:9000",
+    "database.backup.s3.credentialsSecret": "backup-s3",
+    "database.backup.retentionDays": 7,
+    "database.backup.pushgatewayURL": f"http://pushgateway.{NS}.svc.cluster.local:9091",
+    "database.restore.enabled": True,
+}
+S3_SECRET = {  # what the operator creates (the chart references it by name)
+    "apiVersion": "v1",
+    "kind": "Secret",
+    "metadata": {"name": "backup-s3", "namespace": NS},
+    "stringData": {"ACCESS_KEY_ID": "testing", "ACCESS_SECRET_KEY": "testing"},
+}
+
+
+# ------------------------------------------------------------------------------------------------ servers
+@contextlib.contextmanager
+def moto_s3(tmp: Path) -> Iterator[int]:
+    port = free_port()
+    proc = spawn("moto", [str(ROOT / ".venv/bin/moto_server"), "-H", "127.0.0.1", "-p", str(port)], tmp / "moto.log")
+    try:
+        wait_for(lambda: proc.ensure_alive() and port_open(port), 60, "moto S3 server")
+        yield port
+    finally:
+        proc.stop(grace=5)
+
+
+class _Capture(http.server.BaseHTTPRequestHandler):
+    pushes: list[tuple[str, str]] = []  # noqa: RUF012 - one capture list per server class (made per test)
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+        self.pushes.append((self.path, body))
+        self.send_response(200)
+        self.end_headers()
+
+    do_PUT = do_POST
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def pushgateway() -> Iterator[tuple[int, list[tuple[str, str]]]]:
+    handler = type("Capture", (_Capture,), {"pushes": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield server.server_address[1], handler.pushes
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def pg_from(
+    render: Any, secret: dict[str, str], cm: dict[str, str]
+) -> contextlib.AbstractContextManager[RenderedPostgres]:
+    return postgres_rendered(
+        postgresql_conf=cm["postgresql.conf"],
+        pg_hba=cm["pg_hba.conf"],
+        init_psql=cm["langflow-init.psql"],
+        init_sh=cm["10-langflow.sh"],
+        app_user=secret["username"],
+        app_password=secret["password"],
+        app_db="langflow",
+        superuser_password=secret["superuser-password"],
+    )
+
+
+def pod_of(obj: dict[str, Any]) -> dict[str, Any]:
+    tmpl = obj["spec"]["jobTemplate"]["spec"]["template"] if obj["kind"] == "CronJob" else obj["spec"]["template"]
+    return {"metadata": obj["metadata"], "spec": {"template": tmpl}}
+
+
+def run_step(
+    manifest: helm.Manifest,
+    obj: dict[str, Any],
+    container: dict[str, Any],
+    *,
+    scripts: Path,
+    work: Path,
+    endpoints: dict[str, Any],
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run one container of the CronJob/Job as rendered: its command (the script from the rendered ConfigMap),
+    its env resolved from the render with in-cluster hosts mapped to loopback; /scripts and /backup become dirs."""
+    env = map_hosts(resolve_env(manifest, pod_of(obj), container), endpoints, NS)
+    env.update(
+        {
+            "BACKUP_DIR": str(work),
+            "HOME": str(work.parent),
+            "PATH": f"{ROOT / '.venv/bin'}:{PG_BIN}:/usr/bin:/bin",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
+    argv = [a.replace("/scripts/", f"{scripts}/") for a in container["command"]]
+    t0 = time.monotonic()
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    return proc, time.monotonic() - t0
+
+
+def table_counts(pg: RenderedPostgres) -> dict[str, int]:
+    tables = pg.psql("select tablename from pg_tables where schemaname = 'public' order by 1").split()
+    return {t: int(pg.psql(f'select count(*) from "{t}"')) for t in tables}
+
+
+def flows_digest(pg: RenderedPostgres) -> list[str]:
+    return pg.psql(
+        "select id || ':' || name || ':' || md5(coalesce(data::text, '')) from flow order by id"
+    ).splitlines()
+
+
+# --------------------------------------------------------------------------------------------------- test
+@pytest.mark.timeout(600)
+def test_backup_restore_round_trip(tmp_path: Path) -> None:
+    render = rendered_data("dev", set_values=VALUES)
+    manifest = helm.Manifest([*render.manifest.objects, S3_SECRET], source=render.manifest.source)
+    cm = render.configmaps[f"{R}-database-config"]
+    secret = render.secrets[f"{R}-database-credentials"]
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    for name, text in render.configmaps[f"{R}-database-backup-scripts"].items():
+        (scripts / name).write_text(text)
+    cron = manifest.get("CronJob", f"{R}-database-backup")
+    job = manifest.get("Job", f"{R}-database-restore")
+    cpod, jpod = pod_of(cron)["spec"]["template"]["spec"], pod_of(job)["spec"]["template"]["spec"]
+    dump_c, upload_c = cpod["initContainers"][0], cpod["containers"][0]
+    download_c, restore_c = jpod["initContainers"][0], jpod["containers"][0]
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid" and "pg_dump" in (scripts / "backup-dump.sh").read_text()
+
+    with moto_s3(tmp_path) as s3_port, pushgateway() as (pgw_port, pushes):
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=f"http://127.0.0.1:{s3_port}",
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        s3.create_bucket(Bucket=BUCKET)
+        now = datetime.now(UTC)
+        old = f"{PREFIX}/langflow-{(now - timedelta(days=30)):%Y%m%dT%H%M%SZ}.dump"
+        recent = f"{PREFIX}/langflow-{(now - timedelta(days=2)):%Y%m%dT%H%M%SZ}.dump"
+        for key in (old, recent):
+            s3.put_object(Bucket=BUCKET, Key=key, Body=b"an older dump")
+        s3_endpoints = {S3_SERVICE: {9000: s3_port}, "pushgateway": {9091: pgw_port}}
+
+        # ---- the live system: Langflow migrates, loads its starter flows, and we create some through the API
+        with pg_from(render, secret, cm) as pg:
+            with langflow_process(manifest, "ide", endpoints={f"{R}-database": pg.port}) as lf:
+                for i in range(CREATED_FLOWS):
+                    r = requests.post(
+                        f"{lf.base_url}/api/v1/flows/",
+                        headers=lf.headers(),
+                        timeout=30,
+                        json={
+                            "name": f"backup-test-{i}",
+                            "description": "round trip",
+                            "data": {"nodes": [], "edges": [], "n": i},
+                        },
+                    )
+                    assert r.status_code == 201, r.text
+                api_flows = len(lf.flows())
+            pg.psql(
+                "create table backup_ballast as select g as id, md5(g::text) || repeat('x', 200) as payload "
+                f"from generate_series(1, {BALLAST_ROWS}) g"
+            )
+            db_bytes = int(pg.psql("select pg_database_size(current_database())"))
+            before_counts = table_counts(pg)
+            before_flows = flows_digest(pg)
+            assert before_counts["flow"] >= CREATED_FLOWS and api_flows >= CREATED_FLOWS
+
+            # ---- the CronJob, step by step, as rendered
+            db = {f"{R}-database": pg.port, **s3_endpoints}
+            work = tmp_path / "backup"
+            work.mkdir()
+            dump, dump_s = run_step(manifest, cron, dump_c, scripts=scripts, work=work, endpoints=db)
+            assert dump.returncode == 0 and (work / "ok").exists(), dump.stderr
+            upload, upload_s = run_step(manifest, cron, upload_c, scripts=scripts, work=work, endpoints=db)
+            assert upload.returncode == 0, f"{upload.stdout}\n{upload.stderr}"
+
+            # ---- a failing run: the server is unreachable -> non-zero exit, failure status and metric
+            fail_work = tmp_path / "backup-fail"
+            fail_work.mkdir()
+            down = {f"{R}-database": free_port(), **s3_endpoints}
+            fd, _ = run_step(manifest, cron, dump_c, scripts=scripts, work=fail_work, endpoints=down)
+            fu, _ = run_step(manifest, cron, upload_c, scripts=scripts, work=fail_work, endpoints=down)
+            assert fd.returncode == 0 and not (fail_work / "ok").exists()
+            assert fu.returncode != 0, "a failed pg_dump must fail the Job"
+
+        # the old cluster is gone (its data directory was removed with it)
+        keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/")["Contents"])
+        dumps = [k for k in keys if k.endswith(".dump")]
+        name = (work / "name").read_text().strip()
+        assert f"{PREFIX}/{name}" in dumps and recent in dumps, keys
+        assert old not in dumps, "the 30-day-old dump must be pruned (retention 7 days)"
+        dump_bytes = s3.head_object(Bucket=BUCKET, Key=f"{PREFIX}/{name}")["ContentLength"]
+        assert dump_bytes == (work / name).stat().st_size
+        success = json.loads(s3.get_object(Bucket=BUCKET, Key=f"{PREFIX}/_status/last-success.json")["Body"].read())
+        failure = json.loads(s3.get_object(Bucket=BUCKET, Key=f"{PREFIX}/_status/last-failure.json")["Body"].read())
+        assert success["status"] == "success" and success["size_bytes"] == dump_bytes and success["object"] == name
+        assert failure["status"] == "failure" and "pg_dump failed" in failure["message"]
+        assert abs(success["timestamp"] - time.time()) < 600
+        pushed = dict(pushes)
+        path = "/metrics/job/langflow_database_backup/database/langflow"
+        assert path in pushed and len(pushes) == 2
+        bodies = [b for p, b in pushes if p == path]
+        assert "langflow_database_backup_last_run_success 1" in bodies[0]
+        assert "langflow_database_backup_last_run_success 0" in bodies[1]
+        for body in bodies:
+            check = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, text=True)
+            assert "error" not in (check.stdout + check.stderr).lower(), check.stderr
+
+        # ---- disaster recovery: a NEW server from the rendered config, the restore Job as rendered
+        with pg_from(render, secret, cm) as fresh:
+            assert "flow" not in fresh.psql(
+                "select string_agg(tablename, ',') from pg_tables where schemaname='public'"
+            )
+            rwork = tmp_path / "restore"
+            rwork.mkdir()
+            rdb = {f"{R}-database": fresh.port, **s3_endpoints}
+            dl, dl_s = run_step(manifest, job, download_c, scripts=scripts, work=rwork, endpoints=rdb)
+            assert dl.returncode == 0 and name in dl.stdout, dl.stderr  # "latest" picked the newest dump
+            rs, restore_s = run_step(manifest, job, restore_c, scripts=scripts, work=rwork, endpoints=rdb)
+            assert rs.returncode == 0, rs.stderr
+            after_counts = table_counts(fresh)
+            after_flows = flows_digest(fresh)
+            owners = set(fresh.psql("select distinct tableowner from pg_tables where schemaname='public'").split())
+
+    assert after_counts == before_counts
+    assert after_flows == before_flows
+    assert owners == {secret["username"]}
+    mb = db_bytes / 1e6
+    result = {
+        "database_bytes": db_bytes,
+        "dump_bytes": dump_bytes,
+        "tables": len(before_counts),
+        "rows": sum(before_counts.values()),
+        "flows": before_counts["flow"],
+        "dump_s": round(dump_s, 2),
+        "upload_s": round(upload_s, 2),
+        "download_s": round(dl_s, 2),
+        "restore_s": round(restore_s, 2),
+        "restore_mb_per_s": round(mb / max(dl_s + restore_s, 0.01), 1),
+    }
+    # RTO extrapolation: restore time scales with the database size at the measured rate
+    result["extrapolated_restore_10gb_min"] = round(10_000 / result["restore_mb_per_s"] / 60, 1)
+    REPORTS.mkdir(exist_ok=True)
+    (REPORTS / "backup.json").write_text(json.dumps(result, indent=2))
+    print(f"\nbackup round trip: {json.dumps(result)}")
