@@ -18,13 +18,14 @@ import secrets
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.harness import helm
 from tests.harness.cluster import Cluster
-from tests.harness.paths import UMBRELLA, profile_file, profiles, tool
+from tests.harness.paths import BAD_VALUES, UMBRELLA, profile_file, profiles, tool
 
 pytestmark = pytest.mark.cluster
 
@@ -45,8 +46,27 @@ SELF_REVIEWS = {"selfsubjectaccessreviews", "selfsubjectrulesreviews", "selfsubj
 
 
 def can_i(kube: Cluster, ns: str, sa: str, verb: str, resource: str, *, cluster_wide: bool = False) -> bool:
-    scope = ["--all-namespaces"] if cluster_wide else ["-n", ns]
-    proc = kube.kubectl("auth", "can-i", verb, resource, f"--as=system:serviceaccount:{ns}:{sa}", *scope, check=False)
+    """What `kubectl auth can-i --as=system:serviceaccount:<ns>:<sa>` asks: a SubjectAccessReview, sent through
+    the Python client (one request instead of one kubectl process per question)."""
+    from kubernetes import client
+
+    name, _, group = resource.partition(".")
+    name, _, sub = name.partition("/")
+    review = client.V1SubjectAccessReview(
+        spec=client.V1SubjectAccessReviewSpec(
+            user=f"system:serviceaccount:{ns}:{sa}",
+            groups=["system:serviceaccounts", f"system:serviceaccounts:{ns}", "system:authenticated"],
+            resource_attributes=client.V1ResourceAttributes(
+                verb=verb, resource=name, group=group, subresource=sub or None, namespace=None if cluster_wide else ns
+            ),
+        )
+    )
+    with kube.api_client() as api:
+        return bool(client.AuthorizationV1Api(api).create_subject_access_review(review).status.allowed)
+
+
+def kubectl_can_i(kube: Cluster, ns: str, sa: str, verb: str, resource: str) -> bool:
+    proc = kube.kubectl("auth", "can-i", verb, resource, f"--as=system:serviceaccount:{ns}:{sa}", "-n", ns, check=False)
     answer = proc.stdout.strip()
     assert answer in ("yes", "no"), f"kubectl auth can-i {verb} {resource}: {proc.stdout}{proc.stderr}"
     return answer == "yes"
@@ -101,6 +121,8 @@ def test_service_accounts_least_privilege(kube: Cluster, namespace_factory: Call
                 granted = any(rule_allows(r, verb, resource) and (w or not wide) for r, w in rules)
                 if not granted and can_i(kube, ns, sa, verb, resource, cluster_wide=wide):
                     bad.append(f"{sa}: may {verb} {resource}{' cluster-wide' if wide else ''} without a rule")
+            if kubectl_can_i(kube, ns, sa, "get", "secrets") != any(rule_allows(r, "get", "secrets") for r, _ in rules):
+                bad.append(f"{sa}: kubectl auth can-i get secrets disagrees with its rules")
             listed = kube.kubectl("auth", "can-i", "--list", f"--as=system:serviceaccount:{ns}:{sa}", "-n", ns)
             granted_resources = {res.split("/")[0] for r, _ in rules for res in r.get("resources", [])}
             for line in listed.stdout.splitlines()[1:]:
@@ -159,8 +181,10 @@ def test_drain_respects_pdbs(kube: Cluster, namespace_factory: Callable[[str], s
     manifest = helm.render_profile("prod", namespace=ns, release=DRAIN_RELEASE)
     guarded: dict[str, tuple[str, dict[str, str], int]] = {}  # component -> (workload, selector, replicas)
     for w in manifest.workloads():
+        if w["kind"] not in ("Deployment", "StatefulSet"):
+            continue
         comp = w["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/name")
-        if comp in ("ide", "runtime") and w["kind"] in ("Deployment", "StatefulSet"):
+        if comp in ("ide", "runtime"):
             replicas = max(2, autoscaler_minimum(manifest.objects, w["kind"], w["metadata"]["name"]))
             workload = f"{w['kind'].lower()}/{w['metadata']['name']}"
             guarded[comp] = (workload, w["spec"]["selector"]["matchLabels"], replicas)
@@ -221,3 +245,35 @@ def test_drain_respects_pdbs(kube: Cluster, namespace_factory: Callable[[str], s
     finally:  # the namespace (and the release in it) goes with namespace_factory
         for n in nodes:
             kube.kubectl("uncordon", n, check=False)
+
+
+# ------------------------------------------------------------------------------------------- failed installs
+def one_per_chart(files: list[Path]) -> list[Path]:
+    """One bad-values file per area (umbrella, each component, global): the install refusals to try for real."""
+    picked: dict[str, Path] = {}
+    for f in files:
+        picked.setdefault(f.stem.split("-")[0], f)
+    return sorted(picked.values())
+
+
+@pytest.mark.timeout(300)
+def test_failed_install_leaves_nothing(kube: Cluster, namespace_factory: Callable[[str], str]) -> None:
+    """`helm install` with bad values is refused before anything reaches the API server: no release record,
+    no object of the release in the namespace."""
+    files = one_per_chart(sorted(BAD_VALUES.glob("*.yaml")))
+    assert len(files) >= 5, f"too few bad-values areas: {files}"
+    ns = namespace_factory("refused")
+    leftovers: list[str] = []
+    for f in files:
+        release = f"bad-{f.stem}"[:40].rstrip("-")
+        args = ["install", release, str(UMBRELLA), "-n", ns, "-f", str(profile_file("dev")), "-f", str(f)]
+        with pytest.raises(helm.HelmError):
+            kube.helm(*args, "--wait", "--timeout", "1m", timeout=120)
+        records = kube.helm("list", "-n", ns, "-a", "-q").split()
+        if release in records:
+            leftovers.append(f"{f.name}: helm keeps a release record {release}")
+        kinds = "all,configmaps,secrets,persistentvolumeclaims,serviceaccounts,roles,rolebindings,poddisruptionbudgets"
+        sel = f"app.kubernetes.io/instance={release}"
+        out = kube.kubectl("get", f"{kinds},networkpolicies", "-n", ns, "-l", sel, "-o", "name").stdout.split()
+        leftovers += [f"{f.name}: {name} left behind" for name in out]
+    assert not leftovers, "failed installs left objects behind:\n" + "\n".join(leftovers)
