@@ -266,6 +266,8 @@ def test_redis_trigger(rendered_profiles: dict[str, helm.Manifest]) -> None:
     ide = env(container(m.get("Deployment", "lf-ide"), "langflow"))
     assert ide["LANGFLOW_CACHE_TYPE"] == "redis" and ide["LANGFLOW_REDIS_URL"] == "$(LF_BROKER_URL)"
     assert ide["LF_BROKER_URL"].startswith("redis://:$(LF_BROKER_PASSWORD)@lf-broker:6379")
+    assert ide["LANGFLOW_JOB_QUEUE_TYPE"] == "redis"
+    assert ide["LANGFLOW_REDIS_QUEUE_URL"] == "redis://:$(LF_BROKER_PASSWORD)@lf-broker:6379/1"
     sentinel = helm.render_profile("redis-queue", set_values={"runtime.keda.redis.sentinel": True})
     t = sentinel.get("ScaledObject", "lf-runtime")["spec"]["triggers"][0]
     assert t["type"] == "redis-sentinel" and t["metadata"]["addresses"] == "lf-broker.langflow.svc:26379"

@@ -2,7 +2,8 @@
 Langflow container settings shared by the IDE and the runtime (Langflow 1.13: settings are LANGFLOW_<FIELD>).
 Reads the chart's .Values.langflow {port, logLevel, autoLogin, superuser, corsOrigins, doNotTrack, workers,
 metrics {enabled, port}, extraEnv} and the connections from global.* (see _connections.tpl). With a Redis
-broker, Langflow's cache and job queue use it (LANGFLOW_CACHE_TYPE=redis, LANGFLOW_JOB_QUEUE_TYPE=redis).
+broker, Langflow's cache and job queue use it (LANGFLOW_CACHE_TYPE=redis + LANGFLOW_REDIS_URL on db 0,
+LANGFLOW_JOB_QUEUE_TYPE=redis + LANGFLOW_REDIS_QUEUE_URL on db 1: the job queue does not read LANGFLOW_REDIS_URL).
 
 Usage: include "langflow-common.langflow.env" (dict "context" $ "secret" "<Secret with secret-key, superuser-password>"
                                                   "backendOnly" false "dataDir" "/app/data" "extra" (list ...))
@@ -67,6 +68,8 @@ Usage: include "langflow-common.langflow.env" (dict "context" $ "secret" "<Secre
   value: "$(LF_BROKER_URL)"
 - name: LANGFLOW_JOB_QUEUE_TYPE
   value: redis
+- name: LANGFLOW_REDIS_QUEUE_URL
+  value: {{ printf "redis://:$(LF_BROKER_PASSWORD)@%s:%s/1" (include "langflow-common.connections.brokerHost" $ctx) (include "langflow-common.connections.brokerPort" $ctx) | quote }}
 {{- end }}
 {{ include "langflow-common.connections.vectorstoreEnv" $ctx }}
 - name: LANGFLOW_VARIABLES_TO_GET_FROM_ENVIRONMENT
