@@ -305,8 +305,12 @@ def test_bundled_grafana_provisions_datasources_and_dashboards(dev: helm.Manifes
         c["metadata"]["name"] for c in dev.of_kind("ConfigMap") if "grafana_dashboard" in c["metadata"]["labels"]
     }
     assert {s["configMap"]["name"] for s in projected} == dashboard_cms and len(dashboard_cms) == 5
-    env = {e["name"]: e for e in pod["containers"][0]["env"]}
-    assert env["GF_SECURITY_ADMIN_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "lf-monitoring-grafana-admin"
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/etc/grafana/admin/admin-password"  # a file, not an env value
+    admin = next(v for v in pod["volumes"] if v["name"] == "admin")
+    assert admin["secret"]["secretName"] == "lf-monitoring-grafana-admin"
+    secret = dev.get("Secret", "lf-monitoring-grafana-admin")
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
 
 
 def test_alloy_ships_logs_to_loki(dev: helm.Manifest, prod_with_operator: helm.Manifest) -> None:
