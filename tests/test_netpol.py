@@ -3,11 +3,13 @@ analyser (network-config-analyzer, `nca`, in its own venv under .tools) over a m
 
 - the release's pods (each workload as one pod with its template's labels and ports; CloudNativePG instances and
   poolers modelled from the Cluster/Pooler objects with the labels the operator gives them);
-- an ingress controller (namespace ingress-nginx), Prometheus (namespace monitoring), CoreDNS (kube-system)
-  and an unrelated pod (namespace intruder), labelled as those projects label them.
+- an ingress controller (namespace ingress-nginx), Prometheus (namespace monitoring), CoreDNS (kube-system),
+  the KEDA operator (keda), the CloudNativePG operator (cnpg-system) and an unrelated pod (namespace intruder),
+  labelled as those projects label them.
 
 Allowed: ingress controller -> IDE; IDE and runtime -> database, broker, vector store; Prometheus -> every
-metrics port; every release pod -> DNS. Denied: everything else inside the namespace (data tier to apps, app
+metrics port; every release pod -> DNS; KEDA -> the queue; CloudNativePG operator -> instances (status port);
+pooler -> instances. Denied: everything else inside the namespace (data tier to apps, app
 tier to metrics-only ports, ingress controller to anything but the IDE), the intruder to every release pod,
 the internet to every release pod, and release pods to the intruder.
 The resulting matrix per profile is written to reports/netpol-<profile>.txt.
@@ -56,6 +58,18 @@ PEERS: dict[str, tuple[str, str, dict[str, str], list[Obj]]] = {
         [{"containerPort": 53, "protocol": "UDP", "name": "dns"}, {"containerPort": 53, "name": "dns-tcp"}],
     ),
     "intruder": ("intruder", "intruder", {"app": "intruder"}, [{"containerPort": 8080, "name": "http"}]),
+    "keda": (
+        "keda",
+        "keda-operator",
+        {"app.kubernetes.io/name": "keda-operator", "app": "keda-operator"},
+        [{"containerPort": 8080, "name": "metrics"}],
+    ),
+    "cnpg-operator": (
+        "cnpg-system",
+        "cnpg-controller-manager",
+        {"app.kubernetes.io/name": "cloudnative-pg"},
+        [{"containerPort": 9443, "name": "webhook-server"}],
+    ),
 }
 INTERNET = "internet"
 CONSUMERS = ("ide", "runtime")
@@ -74,6 +88,7 @@ class Pod:
     labels: dict[str, str]
     ports: list[Obj] = field(default_factory=list)
     component: str = ""
+    fronted: bool = False  # behind the component's main Service (<release>-<component>), the one clients use
 
     @property
     def key(self) -> str:
@@ -105,13 +120,27 @@ def release_pods(manifest: helm.Manifest) -> list[Pod]:
         labels = dict(template.get("metadata", {}).get("labels") or {})
         containers = (template["spec"].get("containers") or []) + (template["spec"].get("initContainers") or [])
         ports = [copy.deepcopy(p) for c in containers for p in c.get("ports") or []]
-        pods.append(Pod(NAMESPACE, w["metadata"]["name"], labels, ports, labels.get("app.kubernetes.io/name", "")))
-    for cluster in manifest.of_kind("Cluster"):  # CloudNativePG instances, labelled as the operator does
+        comp = labels.get("app.kubernetes.io/name", "")
+        front = [
+            svc
+            for svc in manifest.of_kind("Service")
+            if svc["metadata"]["name"] == f"{labels.get('app.kubernetes.io/instance')}-{comp}"
+            and (svc["spec"].get("selector") or {})
+            and all(labels.get(k) == v for k, v in svc["spec"]["selector"].items())
+        ]
+        pods.append(Pod(NAMESPACE, w["metadata"]["name"], labels, ports, comp, bool(front)))
+    # CloudNativePG instances, labelled as the operator does; behind a Pooler they are the pooler's backends
+    instance_role = "database-instance" if manifest.of_kind("Pooler") else "database"
+    for cluster in manifest.of_kind("Cluster"):
         name = cluster["metadata"]["name"]
         labels = {"cnpg.io/cluster": name, "cnpg.io/podRole": "instance", "cnpg.io/instanceRole": "primary"}
         labels["role"] = "primary"
-        ports = [{"containerPort": 5432, "name": "postgresql"}, {"containerPort": 9187, "name": "metrics"}]
-        pods.append(Pod(NAMESPACE, f"{name}-1", labels, ports, "database"))
+        ports = [
+            {"containerPort": 5432, "name": "postgresql"},
+            {"containerPort": 9187, "name": "metrics"},
+            {"containerPort": 8000, "name": "status"},
+        ]
+        pods.append(Pod(NAMESPACE, f"{name}-1", labels, ports, instance_role))
     for pooler in manifest.of_kind("Pooler"):
         name = pooler["metadata"]["name"]
         labels = {"cnpg.io/poolerName": name, "cnpg.io/podRole": "pooler"}
@@ -152,20 +181,24 @@ class Allowed:
         return self.everything or protocol in self.any_port or (protocol, port) in self.ports
 
 
+GROUP = re.compile(r"^protocols:(?P<protocols>[A-Z]+(?:,\s*[A-Z]+)*)(?:,dst_ports:(?P<ports>[\d,\-\s]+))?")
+
+
 def parse_connections(text: str) -> Allowed:
+    """nca's connection text: 'All connections', or groups like '{protocols:TCP, UDP,dst_ports:53,5432-5433}'."""
     if text.strip() == "All connections":
         return Allowed(True, frozenset(), frozenset())
     ports: set[tuple[str, int]] = set()
     any_port: set[str] = set()
     for group in CONN.findall(text):
-        fields = dict(f.split(":", 1) for f in group.split(",", 1) if ":" in f)
-        protocols = fields.get("protocols", "TCP").split(",")
-        rest = group.split("dst_ports:", 1)
-        if len(rest) == 1:
+        m = GROUP.match(group.strip())
+        assert m, f"cannot read nca's connection group {group!r}"
+        protocols = [p.strip() for p in m["protocols"].split(",")]
+        if not m["ports"]:
             any_port.update(protocols)
             continue
-        for part in rest[1].split(","):
-            if not part or not part[0].isdigit():
+        for part in m["ports"].replace(" ", "").split(","):
+            if not part:
                 continue
             low, _, high = part.partition("-")
             for port in range(int(low), int(high or low) + 1):
@@ -221,6 +254,15 @@ def expectations(pods: list[Pod]) -> list[Expectation]:
     release = [p for p in pods if p.namespace == NAMESPACE]
     out: list[Expectation] = []
     ingress, prom, dns, intruder = (by_role[r][0] for r in ("ingress", "prometheus", "dns", "intruder"))
+    keda, cnpg = by_role["keda"][0], by_role["cnpg-operator"][0]
+    # KEDA's operator measures the queue from its own namespace; CloudNativePG's operator polls each instance
+    for broker in (b for b in by_role.get("broker", []) if b.fronted):
+        for port in sorted(broker.port_numbers() & {5672, 6379, 26379})[:1]:
+            out.append(Expectation(keda.key, broker.key, port, "TCP", True, "KEDA operator -> queue"))
+    for instance in (p for p in pods if "cnpg.io/cluster" in p.labels):
+        out.append(Expectation(cnpg.key, instance.key, 8000, "TCP", True, "CloudNativePG operator -> instance"))
+        for pooler in (p for p in pods if "cnpg.io/poolerName" in p.labels):
+            out.append(Expectation(pooler.key, instance.key, 5432, "TCP", True, "pooler -> PostgreSQL"))
     for ide in by_role.get("ide", []):
         for port in ide.port_numbers() - ide.port_numbers(METRICS_PORT):
             out.append(Expectation(ingress.key, ide.key, port, "TCP", True, "ingress controller -> IDE"))
@@ -235,10 +277,13 @@ def expectations(pods: list[Pod]) -> list[Expectation]:
         for other in (p for r in DATA for p in by_role.get(r, []) if r != data.component):
             for port in sorted(other.port_numbers() & CLIENT_PORTS):
                 out.append(Expectation(data.key, other.key, port, "TCP", False, "data components stay apart"))
+    scrapers = [prom] + [p for p in release if p.component == "monitoring" and "prometheus" in p.name]
     for p in release:
         out.append(Expectation(p.key, dns.key, 53, "UDP", True, "DNS egress"))
         for port in p.port_numbers(METRICS_PORT):
-            out.append(Expectation(prom.key, p.key, port, "TCP", True, "Prometheus -> metrics port"))
+            for scraper in scrapers:
+                if scraper is not p:
+                    out.append(Expectation(scraper.key, p.key, port, "TCP", True, "Prometheus -> metrics port"))
         for port in p.port_numbers():
             out.append(Expectation(intruder.key, p.key, port, "TCP", False, "other namespaces are denied"))
             if p.component != "ide" or port in p.port_numbers(METRICS_PORT):
