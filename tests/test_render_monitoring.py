@@ -319,3 +319,26 @@ def test_alloy_ships_logs_to_loki(dev: helm.Manifest, prod_with_operator: helm.M
     assert 'names = ["langflow"]' in bundled and "loki.source.kubernetes" in bundled
     integration = bundled_config(prod_with_operator, "lf-monitoring-alloy", "config.alloy")
     assert "loki-gateway.loki.svc.cluster.local" in integration
+
+
+@pytest.mark.timeout(120)
+def test_operator_objects_validate_against_the_crd_schemas(tmp_path: Path) -> None:
+    """PodMonitors, PrometheusRule and an AlertmanagerConfig with every receiver on, through kubeconform -strict
+    with the Prometheus Operator CRD schemas (.tools/schemas, from the pinned prometheus-operator module)."""
+    m = monitoring(set_values=ALL_RECEIVERS, api_versions=OPERATOR_APIS)
+    objects = [o for o in m.objects if o["kind"] in OPERATOR_KINDS]
+    assert {o["kind"] for o in objects} == {"PodMonitor", "PrometheusRule", "AlertmanagerConfig"}
+    path = tmp_path / "operator-objects.yaml"
+    path.write_text(yaml.safe_dump_all(objects))
+    schemas = ROOT / ".tools" / "schemas"
+    cmd = [
+        tool("kubeconform"),
+        "-strict",
+        "-summary",
+        "-schema-location",
+        str(schemas / "{{ .Group }}/{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json"),
+        str(path),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"Valid: {len(objects)}" in proc.stdout, proc.stdout
