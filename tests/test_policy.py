@@ -3,7 +3,8 @@ manifests (each test lists every violation as "profile: Kind/name container: rea
 
 - Pod Security "restricted": non-root, no privilege escalation, capabilities drop ALL (add at most
   NET_BIND_SERVICE), seccomp RuntimeDefault, no host namespaces/paths/ports, read-only root filesystem with
-  the paths the process writes (HOME, TMPDIR, LANGFLOW_CONFIG_DIR, PGDATA, /tmp for Langflow) on writable mounts;
+  the paths the process writes (HOME, TMPDIR, LANGFLOW_CONFIG_DIR, PGDATA, /tmp for Langflow) on writable mounts,
+  every emptyDir bounded by a sizeLimit;
 - requests and limits (cpu, memory) on every container; readiness and liveness probes on long-running ones;
 - PodDisruptionBudgets for every workload that may run 2+ replicas (IDE, runtime, HA data), keeping at least
   50 % of the IDE and runtime;
@@ -158,6 +159,18 @@ def check_writable_paths_are_explicit_mounts(manifest: helm.Manifest) -> list[st
                     bad.append(where(manifest, w, f"{at}: {e['name']}={value} is not on a writable mount"))
             if kind == "container" and is_langflow(w) and not is_writable("/tmp"):
                 bad.append(where(manifest, w, f"{at}: Langflow writes /tmp, which is not a writable mount"))
+    return bad
+
+
+def check_emptydirs_have_size_limits(manifest: helm.Manifest) -> list[str]:
+    """With read-only root filesystems, emptyDirs are a pod's only scratch space: each one is bounded, so the
+    node's ephemeral storage cannot be filled by one pod (this is why kube-score's ephemeral-storage finding is
+    suppressed in tests/scanner-skips.yaml)."""
+    bad: list[str] = []
+    for w in manifest.workloads():
+        for v in pod_spec(w).get("volumes") or []:
+            if "emptyDir" in v and not (v["emptyDir"] or {}).get("sizeLimit"):
+                bad.append(where(manifest, w, f"emptyDir {v['name']} has no sizeLimit"))
     return bad
 
 
@@ -440,6 +453,7 @@ CHECKS = {
         check_writable_paths_are_explicit_mounts,
         "writable paths without a writable mount",
     ),
+    "emptydirs_have_size_limits": (check_emptydirs_have_size_limits, "unbounded emptyDir volumes"),
     "resources_requests_and_limits": (check_resources_requests_and_limits, "containers without requests and limits"),
     "probes_on_long_running_containers": (
         check_probes_on_long_running_containers,
@@ -481,7 +495,7 @@ spec:
     metadata: {labels: {app.kubernetes.io/name: other}}
     spec:
       hostNetwork: true
-      volumes: [{name: host, hostPath: {path: /var}}]
+      volumes: [{name: host, hostPath: {path: /var}}, {name: scratch, emptyDir: {}}]
       containers:
         - name: langflow
           image: langflowai/langflow:latest
