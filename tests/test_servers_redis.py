@@ -18,7 +18,7 @@ import pytest
 import redis as redis_lib
 from redis.sentinel import Sentinel
 
-from tests.harness.data_tier import SentinelGroup, redis_sentinel, rendered_data
+from tests.harness.data_tier import SentinelGroup, haproxy_rendered, redis_sentinel, rendered_data
 from tests.harness.servers import wait_for
 
 pytestmark = pytest.mark.servers
@@ -40,6 +40,18 @@ def rendered() -> dict[str, str]:
         "master_set": m.group(1),
         "quorum": m.group(2),
     }
+
+
+@pytest.fixture
+def proxy(group: SentinelGroup, rendered: dict[str, str]):  # type: ignore[no-untyped-def]
+    """The rendered HAProxy in front of the group: what "<release>-broker:6379/26379" is in the cluster."""
+    with haproxy_rendered(
+        rendered["haproxy.cfg"],
+        password_=group.password,
+        redis=[r.port for r in group.redis],
+        sentinels=[s.port for s in group.sentinels],
+    ) as ports:
+        yield ports
 
 
 @pytest.fixture
@@ -74,7 +86,9 @@ def _sentinel(group: SentinelGroup) -> Sentinel:
 
 
 @pytest.mark.timeout(180)
-def test_sentinel_fails_over_and_clients_follow(group: SentinelGroup, rendered: dict[str, str]) -> None:
+def test_sentinel_fails_over_and_clients_follow(
+    group: SentinelGroup, rendered: dict[str, str], proxy: tuple[int, int]
+) -> None:
     ms = group.master_set
     primary = group.redis[0]
     sentinel = _sentinel(group)
@@ -92,6 +106,22 @@ def test_sentinel_fails_over_and_clients_follow(group: SentinelGroup, rendered: 
     client.delete("jobs")
     client.rpush("jobs", *[f"job-{i}" for i in range(500)])
     assert client.wait(1, 5000) >= 1
+
+    # the broker endpoint (HAProxy, as rendered) reaches the primary; its sentinel port reaches a sentinel
+    def via_proxy() -> redis_lib.Redis:  # a new connection each time: HAProxy picks the server per connection
+        return redis_lib.Redis(host="127.0.0.1", port=proxy[0], password=group.password, socket_timeout=2)
+
+    # until the health checks have marked the replicas down (fall 2), a connection may still land on one
+    wait_for(
+        lambda: all(via_proxy().info("replication")["role"] == "master" for _ in range(6)),
+        30,
+        "HAProxy to send every connection to the primary",
+    )
+    assert int(via_proxy().info("server")["tcp_port"]) == primary.port
+    sentinel_via_proxy = redis_lib.Redis(
+        host="127.0.0.1", port=proxy[1], password=group.password, socket_timeout=2, decode_responses=True
+    )
+    assert sentinel_via_proxy.sentinel_get_master_addr_by_name(ms) == ("127.0.0.1", primary.port)
 
     # kill the primary the hard way
     t0 = time.monotonic()
@@ -114,11 +144,19 @@ def test_sentinel_fails_over_and_clients_follow(group: SentinelGroup, rendered: 
     writable_s = time.monotonic() - t0
     c = sentinel.master_for(ms, decode_responses=True)
     jobs = c.lrange("jobs", 0, -1)
+
+    # clients of the plain redis-url (HAProxy) follow too: the proxy sends them to the new primary
+    def proxy_follows() -> bool:
+        r = via_proxy()
+        return int(r.info("server")["tcp_port"]) == addr[1] and bool(r.rpush("jobs", "via-proxy"))
+
+    wait_for(proxy_follows, 30, "HAProxy to route to the new primary", interval=0.2)
+    proxy_s = time.monotonic() - t0
     role = group.client(addr[1]).info("replication")["role"]
     print(
         f"\nRedis Sentinel (quorum {rendered['quorum']}, rendered down-after-milliseconds): primary :{primary.port} "
         f"killed; new primary :{addr[1]} named after {promoted_s:.1f}s, writable after {writable_s:.1f}s; "
-        f"{len(jobs) - 1}/500 acknowledged jobs present"
+        f"{len(jobs) - 1}/500 acknowledged jobs present; HAProxy (rendered) routed writes to it after {proxy_s:.1f}s"
     )
     assert role == "master"
     assert jobs[:500] == [f"job-{i}" for i in range(500)], "acknowledged (WAIT-ed) jobs lost in the failover"

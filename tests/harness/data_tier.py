@@ -17,6 +17,7 @@ import base64
 import contextlib
 import os
 import re
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -462,3 +463,55 @@ def wait_seconds(check: Any, timeout: float, what: str, interval: float = 0.1) -
     t0 = time.monotonic()
     wait_for(check, timeout, what, interval=interval)
     return time.monotonic() - t0
+
+
+def adapt_haproxy_cfg(
+    rendered: str, *, redis_port: int, sentinel_port: int, redis: Sequence[int], sentinels: Sequence[int]
+) -> str:
+    """The rendered haproxy.cfg with its frontends bound to loopback ports and each server's pod DNS name:port
+    replaced by 127.0.0.1:<that node's port> (server redisN -> data node N, sentinelN -> sentinel N)."""
+
+    def server(m: re.Match[str]) -> str:
+        kind, idx = m.group(1), int(m.group(2))
+        port = (redis if kind == "redis" else sentinels)[idx]
+        return f"server {kind}{idx} {LOOPBACK}:{port}"
+
+    out = re.sub(r"server (redis|sentinel)(\d+) \S+:\d+", server, rendered)
+    out = out.replace("bind :6379", f"bind {LOOPBACK}:{redis_port}").replace(
+        "bind :26379", f"bind {LOOPBACK}:{sentinel_port}"
+    )
+    return out
+
+
+@contextlib.contextmanager
+def haproxy_rendered(
+    cfg: str, *, password_: str, redis: Sequence[int], sentinels: Sequence[int]
+) -> Iterator[tuple[int, int]]:
+    """HAProxy (Debian) with the rendered haproxy.cfg; yields its (redis, sentinel) loopback ports."""
+    if not shutil.which("haproxy"):
+        raise ServerError("haproxy is not installed: it is a Debian package of the toolchain (tools/install.sh apt)")
+    rport, sport = free_port(), free_port()
+    with _tempdir("haproxy") as base:
+        (base / "haproxy.cfg").write_text(
+            adapt_haproxy_cfg(cfg, redis_port=rport, sentinel_port=sport, redis=redis, sentinels=sentinels)
+        )
+        check = subprocess.run(
+            ["haproxy", "-c", "-f", str(base / "haproxy.cfg")],
+            env={"REDIS_PASSWORD": password_, "PATH": "/usr/sbin:/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if check.returncode != 0:
+            raise ServerError(f"rendered haproxy.cfg rejected: {check.stdout}{check.stderr}")
+        proc = spawn(
+            "haproxy",
+            ["haproxy", "-db", "-f", str(base / "haproxy.cfg")],
+            base / "haproxy.log",
+            env={"REDIS_PASSWORD": password_, "PATH": "/usr/sbin:/usr/bin:/bin"},
+        )
+        try:
+            wait_for(lambda: proc.ensure_alive() and port_open(rport) and port_open(sport), 30, "HAProxy to listen")
+            yield rport, sport
+        finally:
+            proc.stop(grace=5)
