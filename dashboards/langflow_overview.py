@@ -8,6 +8,7 @@ from .common import new_dashboard, query, row, single, ts
 
 NS = 'namespace=~"$namespace"'
 LF = f'exporter="langflow", {NS}'
+WORKER = f'exporter="worker", {NS}'
 RUNTIME_HPA = f'{NS}, horizontalpodautoscaler=~"keda-hpa-.*runtime.*"'
 
 
@@ -149,6 +150,50 @@ def build() -> dashboard.Dashboard:
                 "Resident set size per pod.",
                 "bytes",
                 query(f"process_resident_memory_bytes{{{LF}}}", "{{pod}}"),
+            )
+        )
+        .with_row(row("Runtime workers"))
+        .with_panel(
+            ts(
+                "Jobs in flight / slots",
+                "Jobs the queue workers execute now against their execution slots (broker prefetch).",
+                "short",
+                query(f"sum(langflow_worker_jobs_in_flight{{{WORKER}}})", "in flight"),
+                query(f"sum(langflow_worker_slots{{{WORKER}}})", "slots", "B"),
+            )
+        )
+        .with_panel(
+            ts(
+                "Job duration p95",
+                "95th percentile of one job's wall time, by final status.",
+                "s",
+                query(
+                    "histogram_quantile(0.95, sum by (status, le) "
+                    f"(rate(langflow_worker_job_duration_seconds_bucket{{{WORKER}}}[$__rate_interval])))",
+                    "{{status}}",
+                ),
+            )
+        )
+        .with_panel(
+            ts(
+                "Jobs processed",
+                "Jobs finished per second, by final status.",
+                "ops",
+                query(
+                    f"sum by (status) (rate(langflow_worker_jobs_processed_total{{{WORKER}}}[$__rate_interval]))",
+                    "{{status}}",
+                ),
+            )
+        )
+        .with_panel(
+            ts(
+                "Job failures",
+                "Failed executions per second, by what happened next (retried, dead-lettered, poison).",
+                "ops",
+                query(
+                    f"sum by (outcome) (rate(langflow_worker_job_failures_total{{{WORKER}}}[$__rate_interval]))",
+                    "{{outcome}}",
+                ),
             )
         )
         .with_row(row("Runtime queue"))

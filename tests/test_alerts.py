@@ -137,6 +137,7 @@ def test_catalogue_comes_from_real_exporters(catalogue: mc.Catalogue) -> None:
         "pg_up": "prometheus-postgres-exporter (scraped)",
         "pg_settings_max_connections": "prometheus-postgres-exporter (scraped)",
         "redis_up": "prometheus-redis-exporter (scraped)",
+        "langflow_worker_jobs_in_flight": "langflow_worker (its exposition)",
         "cnpg_pg_replication_lag": "cloudnative-pg module source",
         "cnpg_collector_up": "cloudnative-pg module source",
         "cnpg_backends_total": "cloudnative-pg module source",

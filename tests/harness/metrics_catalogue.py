@@ -4,7 +4,8 @@ Where a real exporter runs on this machine the catalogue is built from its live 
 - RabbitMQ 3.10 (Debian) with the prometheus plugin: /metrics, /metrics/detailed (queue families) and, while a
   CLI tool is connected, the Erlang distribution families a cluster shows;
 - prometheus-postgres-exporter against a real PostgreSQL 15;
-- prometheus-redis-exporter against a real Redis 7.
+- prometheus-redis-exporter against a real Redis 7;
+- the runtime's queue worker (worker/, our code): its Metrics class rendered by prometheus_client.
 From real source code of the pinned versions (modules the toolchain downloads):
 - CloudNativePG v1.27 instance exporter (cnpg_*): its default-monitoring.yaml queries and collector source;
 - KEDA v2.20.2: the committed, cited alerts/catalogue/keda.txt, checked against prommetrics.go.
@@ -412,6 +413,26 @@ def scrape_redis_exporter(base: Path) -> dict[str, frozenset[str] | None]:
             return parse_exposition(_get(url))
 
 
+def worker_metrics() -> dict[str, frozenset[str] | None]:
+    """The runtime queue worker's metrics as its own code exposes them: every metric of its Metrics class is
+    given a sample (labelled ones one child each), then rendered by prometheus_client like its /metrics."""
+    from langflow_worker.metrics import Metrics
+    from prometheus_client import generate_latest
+    from prometheus_client.metrics import MetricWrapperBase
+
+    m = Metrics()
+    for metric in vars(m).values():
+        if not isinstance(metric, MetricWrapperBase):
+            continue
+        names = getattr(metric, "_labelnames", ())
+        child = metric.labels(*["x"] * len(names)) if names else metric
+        for method, arg in (("inc", 1), ("observe", 0.1), ("set", 1)):
+            if hasattr(child, method):
+                getattr(child, method)(arg)
+                break
+    return parse_exposition(generate_latest(m.registry).decode())
+
+
 def build(base: Path) -> Catalogue:
     """The whole catalogue (starts RabbitMQ, PostgreSQL, Redis and two exporters; ~40 s)."""
     c = Catalogue()
@@ -419,6 +440,7 @@ def build(base: Path) -> Catalogue:
     c.add("rabbitmq-server 3.10 (scraped)", scrape_rabbitmq(base))
     c.add("prometheus-postgres-exporter (scraped)", scrape_postgres_exporter(base))
     c.add("prometheus-redis-exporter (scraped)", scrape_redis_exporter(base))
+    c.add("langflow_worker (its exposition)", worker_metrics())
     c.add(
         "cloudnative-pg module source",
         cnpg_metrics(module_dir("github.com/cloudnative-pg/cloudnative-pg", pinned("CNPG_VERSION"))),
