@@ -133,7 +133,7 @@ spec:
 ---
 apiVersion: keda.sh/v1alpha1
 kind: ScaledObject
-metadata: {name: broken}
+metadata: {name: broken, labelz: {a: b}}
 spec:
   scaleTargetRef: {name: broken}
   minReplicaCount: "two"
@@ -146,7 +146,8 @@ metadata: {name: no-schema}
 
 
 def test_schemas_are_strict_and_local(tmp_path: Path) -> None:
-    """A misspelt field, a wrong type in a CRD kind and a kind without a schema are all caught."""
+    """A misspelt field, a wrong type and a misspelt metadata field in a CRD kind, and a kind without a schema,
+    are all caught."""
     path = tmp_path / "broken.yaml"
     path.write_text(BROKEN)
     report = kubeconform([path])
@@ -155,4 +156,5 @@ def test_schemas_are_strict_and_local(tmp_path: Path) -> None:
     assert "runAsNonRot" in reasons(by_kind["Deployment"]), reasons(by_kind["Deployment"])
     assert by_kind.get("ScaledObject", {}).get("status") == "statusInvalid", report
     assert "minReplicaCount" in reasons(by_kind["ScaledObject"]), reasons(by_kind["ScaledObject"])
+    assert "labelz" in reasons(by_kind["ScaledObject"]), reasons(by_kind["ScaledObject"])  # CR metadata is strict
     assert by_kind.get("Unknown", {}).get("status") == "statusError", report

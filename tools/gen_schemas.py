@@ -167,7 +167,19 @@ def crd_documents(crd_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
                     yield path, doc
 
 
-def crd_schemas(crd_dir: Path) -> dict[str, Schema]:
+OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+
+
+def object_meta(swagger: dict[str, Any]) -> Schema:
+    """ObjectMeta with the definitions it reaches, strict: a custom resource's metadata is checked as strictly
+    as a built-in kind's (a CRD's own schema says only `metadata: {type: object}`)."""
+    definitions = special_types(swagger["definitions"])
+    return {
+        d: strictify(copy.deepcopy(definitions[d]), strict=True, crd=False) for d in reachable(OBJECT_META, definitions)
+    }
+
+
+def crd_schemas(crd_dir: Path, meta_definitions: dict[str, Schema] | None = None) -> dict[str, Schema]:
     """'<group>/<kind>_<version>.json' -> strict schema, for every version of every CRD with a schema."""
     files: dict[str, Schema] = {}
     for path, doc in crd_documents(crd_dir):
@@ -182,7 +194,11 @@ def crd_schemas(crd_dir: Path) -> dict[str, Schema]:
             props = root.setdefault("properties", {})
             props["apiVersion"] = {"type": "string", "enum": [f"{group}/{version['name']}"]}
             props["kind"] = {"type": "string", "enum": [kind]}
-            props.setdefault("metadata", {"type": "object"})
+            if meta_definitions:
+                props["metadata"] = {"$ref": REF_PREFIX + OBJECT_META}
+                root["definitions"] = meta_definitions
+            else:
+                props.setdefault("metadata", {"type": "object"})
             root.setdefault("type", "object")
             if not root.get("x-kubernetes-preserve-unknown-fields"):
                 root["additionalProperties"] = False
@@ -222,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         files = builtin_schemas(swagger, strict=strict)
         write(args.out / folder, files)
         counts[folder] = len(files)
-    crds = crd_schemas(args.crds)
+    crds = crd_schemas(args.crds, object_meta(swagger))
     write(args.out, crds)
     # the CRD API versions, for `helm template --api-versions` (group/version and group/version/Kind)
     api_versions = sorted({v for _, s in crds.items() for v in crd_api_versions(s)})
