@@ -216,7 +216,8 @@ def test_runtime_statefulset_contract(profile: str, rendered_profiles: dict[str,
     assert grace > int(w["WORKER_JOB_TIMEOUT"])
     assert "preStop" in lf["lifecycle"]
     assert {p["name"] for p in worker["ports"]} == {"worker-metrics"}
-    assert worker["livenessProbe"]["httpGet"]["port"] == "worker-metrics"
+    assert worker["livenessProbe"]["tcpSocket"]["port"] == "worker-metrics"
+    assert worker["readinessProbe"]["httpGet"]["path"] == "/metrics"
     assert lf["startupProbe"]["httpGet"]["path"] == "/health_check"
     assert lf["livenessProbe"]["httpGet"]["path"] == "/health"
 
@@ -307,7 +308,9 @@ def test_prometheus_trigger_and_fallback() -> None:
 
 
 def test_runtime_range_and_grace_validated() -> None:
-    with pytest.raises(helm.HelmError, match=r"runtime.keda: minReplicaCount|minReplicas \(8\)"):
+    with pytest.raises(
+        helm.HelmError, match=r"runtime.keda: minReplicaCount \(8\) must not be greater than maxReplicaCount \(4\)"
+    ):
         helm.render_profile("prod", set_values={"runtime.keda.minReplicaCount": 8, "runtime.keda.maxReplicaCount": 4})
     with pytest.raises(helm.HelmError, match="terminationGracePeriodSeconds"):
         helm.render_profile("prod", set_values={"runtime.terminationGracePeriodSeconds": 60})
