@@ -2,7 +2,8 @@
 
 - IdeUser: a person in the editor. Logs in (or auto-login), copies a flow into a flow of its own, then with
   think times lists flows, opens its flow, saves edits, lists components (the editor's sidebar, once in a
-  while), lists projects and checks health. Deletes its flow when it stops. Request names start with "ide:".
+  while), lists projects and checks health. Request names start with "ide:". Its flow ("loadtest-...") is
+  deleted after the run by `loadtest.run` (not measured: deleting is not part of the scenario).
 - RuntimeUser: synchronous runs, POST /api/v1/run/{endpoint} with x-api-key, at a constant rate per user on
   flows that need no external service. Names start with "runtime:".
 - QueueUser: publishes jobs in the worker's format to the broker and times them by their result messages
@@ -24,6 +25,8 @@ import gevent
 import requests
 from locust import HttpUser, User, between, constant_throughput, events, task
 from locust.env import Environment
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from loadtest import shapes
 from loadtest.queue import QueueClient
@@ -33,6 +36,15 @@ S = Settings.from_env()
 _SAMPLES: list[dict[str, Any]] = []
 _FLOW_CYCLE = itertools.cycle(S.flows or ["echo"])
 _SESSIONS: list[str] = []  # access tokens of users who logged in (shared by users the login limiter refused)
+
+
+def _browser_like(session: requests.Session) -> None:
+    """Retry an idempotent request once when a kept-alive connection was closed under it, as browsers do;
+    POSTs (flow runs, logins, creates) are never retried, so their failures count."""
+    retry = Retry(total=1, connect=1, read=1, status=0, other=0, allowed_methods={"GET", "HEAD", "PATCH", "DELETE"})
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
 
 
 @events.request.add_listener
@@ -67,6 +79,7 @@ class IdeUser(HttpUser):
     wait_time = between(S.think_min, S.think_max)
 
     def on_start(self) -> None:
+        _browser_like(self.client)
         self.client.headers["Accept-Encoding"] = "gzip"
         # each simulated person has an address of their own; Langflow honours it only behind a trusted proxy
         # (LANGFLOW_RATE_LIMIT_TRUST_PROXY), which is how the login limiter sees users behind an ingress
@@ -139,10 +152,6 @@ class IdeUser(HttpUser):
             exception=exc,
         )
         return token
-
-    def on_stop(self) -> None:
-        if self.flow_id:
-            self.client.delete(f"/api/v1/flows/{self.flow_id}", name="ide:delete flow", timeout=S.request_timeout)
 
     def _list_flows(self) -> list[dict[str, Any]]:
         with self.client.get(

@@ -155,6 +155,7 @@ def plot(systems: dict[str, Samples], out_dir: Path, width: float = 5.0) -> list
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "load-latency.png", out_dir / "load-throughput.png"]
     fig, axes = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
+    colors = {label: f"C{i}" for i, label in enumerate(systems)}
     for ax, prefix, title in ((axes[0], "ide:", "IDE API"), (axes[1], ("runtime:", "queue:"), "flow runs")):
         for label, s in systems.items():
             reqs = [r for r in s.requests if r["name"].startswith(prefix)]
@@ -165,7 +166,7 @@ def plot(systems: dict[str, Samples], out_dir: Path, width: float = 5.0) -> list
             xs = sorted(w)
             for q, style in ((50, ":"), (95, "-"), (99, "--")):
                 ys = [float(np.percentile([r["ms"] for r in w[x]], q)) for x in xs]
-                ax.plot([x * width for x in xs], ys, style, label=f"{label} p{q}")
+                ax.plot([x * width for x in xs], ys, style, color=colors[label], label=f"{label} p{q}")
         ax.set_ylabel("latency (ms)")
         ax.set_title(f"{title} latency per {width:.0f} s window")
         ax.set_yscale("log")
@@ -179,20 +180,22 @@ def plot(systems: dict[str, Samples], out_dir: Path, width: float = 5.0) -> list
     fig, ax = plt.subplots(figsize=(10, 4.5))
     ax2 = ax.twinx()
     for label, s in systems.items():
+        c = colors[label]
         if not s.requests:
             continue
         t0 = min(r["t"] for r in s.requests)
         w = _windows(s.requests, t0, width)
         xs = sorted(w)
-        ax.plot([x * width for x in xs], [len(w[x]) / width for x in xs], "-", label=f"{label} requests/s")
+        ax.plot([x * width for x in xs], [len(w[x]) / width for x in xs], "-", color=c, label=f"{label} requests/s")
         ax.plot(
             [x * width for x in xs],
             [sum(1 for r in w[x] if r["ok"] and r["name"].startswith(("runtime:", "queue:"))) / width for x in xs],
             "--",
+            color=c,
             label=f"{label} flows/s",
         )
         if s.users:
-            ax2.plot([t - t0 for t, _ in s.users], [u for _, u in s.users], ":", label=f"{label} users")
+            ax2.plot([t - t0 for t, _ in s.users], [u for _, u in s.users], ":", color=c, label=f"{label} users")
     ax.set_xlabel("seconds since start")
     ax.set_ylabel("per second")
     ax2.set_ylabel("users")

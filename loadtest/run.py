@@ -25,7 +25,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from loadtest import report
+import requests
+
+from loadtest import profile, report
 from loadtest.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,8 +35,37 @@ SEED_IDE_USERS = 1000
 SEED_FLOWS_PER_S = 100.0
 
 
-def locust(settings: Settings, out: Path, name: str, classes: list[str]) -> Path:
-    """Run Locust headless with `settings`; returns the samples file. Bounded by duration + 180 s."""
+def cleanup(host: str, settings: Settings, limit: int = 1000) -> int:
+    """Delete the IDE users' "loadtest-..." flows (bounded; not measured). Returns how many were deleted."""
+    try:
+        if settings.auto_login:
+            r = requests.get(f"{host}/api/v1/auto_login", timeout=30)
+        else:
+            form = {"username": settings.username, "password": settings.password}
+            r = requests.post(f"{host}/api/v1/login", data=form, timeout=30)
+        if r.status_code != 200:
+            return 0
+        headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+        def ours() -> list[str]:
+            flows = requests.get(
+                f"{host}/api/v1/flows/", params={"header_flows": "true", "get_all": "true"}, headers=headers, timeout=60
+            ).json()
+            return [f["id"] for f in flows if str(f.get("name", "")).startswith("loadtest-")][:limit]
+
+        ids = ours()
+        for i in range(0, len(ids), 50):
+            requests.delete(f"{host}/api/v1/flows/", json=ids[i : i + 50], headers=headers, timeout=120)
+        return len(ids) - len(ours())
+    except (requests.RequestException, ValueError, KeyError, TypeError):
+        return 0
+
+
+def locust(
+    settings: Settings, out: Path, name: str, classes: list[str], profile_pids: dict[str, int] | None = None
+) -> Path:
+    """Run Locust headless with `settings`; returns the samples file. Bounded by duration + 180 s.
+    `profile_pids` ({label: pid}) are sampled with py-spy during the run (profile-<label>.txt)."""
     samples = out / f"load-{name}.samples.jsonl"
     settings = replace(settings, samples_path=str(samples), label=name)
     env = {**os.environ, **settings.to_env(), "PYTHONPATH": str(ROOT)}
@@ -54,13 +85,14 @@ def locust(settings: Settings, out: Path, name: str, classes: list[str]) -> Path
         str(out / f"load-{name}"),
         *classes,
     ]
-    host = settings.ide_host or settings.runtime_host
-    if host:
-        cmd += ["--host", host]
+    # no --host: Locust would give it to every user class, and IDE and runtime users talk to different hosts
     print(f"==> locust {name}: {' '.join(classes)} for {settings.duration:.0f}s", flush=True)
+    recordings = [profile.record(pid, settings.duration, out, label) for label, pid in (profile_pids or {}).items()]
     proc = subprocess.run(
         cmd, env=env, cwd=ROOT, timeout=settings.duration + 180, capture_output=True, text=True, check=False
     )
+    for rec in recordings:
+        rec.wait(30)
     (out / f"load-{name}.locust.log").write_text(proc.stdout + proc.stderr)
     if not samples.exists():
         raise RuntimeError(f"locust {name} wrote no samples (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -135,11 +167,19 @@ def run_local(args: argparse.Namespace, base: Settings, out: Path) -> dict[str, 
                 flows=t.flows,
                 **t.credentials(),
             )
-            samples = locust(s, out, t.label, ["IdeUser", "RuntimeUser"])
+            pids: dict[str, int] = {}
+            if args.profile and profile.available():
+                pids = {f"{t.label}-ide": t.ide.popen.pid}
+                if t.runtime is not t.ide:
+                    pids[f"{t.label}-runtime"] = t.runtime.popen.pid
+            samples = locust(s, out, t.label, ["IdeUser", "RuntimeUser"], pids)
             result[t.label] = report.summarise(
                 report.Samples.load(samples), label=t.label, load=load_description(s, args.scale)
             )
             result[t.label]["flows"] = t.flows
+            result[t.label]["cleaned_up_flows"] = cleanup(t.ide.base_url, s)
+            for label in pids:
+                result.setdefault("profile", {})[label] = profile.summarise(out / f"profile-{label}.txt")
         if inst.ours is not None and inst.ours.amqp_url and inst.ours.queue and args.queue_duration > 0:
             from loadtest.queue import QueueClient
 
@@ -182,6 +222,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--amqp-url", default=os.environ.get("LOADTEST_AMQP_URL", ""), help="remote: broker for queued runs")
     p.add_argument("--queue", default="langflow.flow-runs", help="remote: job queue")
     p.add_argument("--out", type=Path, default=ROOT / "reports")
+    p.add_argument(
+        "--profile",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="local: sample the Langflow processes with py-spy during the load (when py-spy is installed)",
+    )
     args = p.parse_args(argv)
     if args.queue_duration is None:
         args.queue_duration = max(10.0, args.duration / 2)
@@ -204,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         ],
         "details": {"ours": ours, "baseline": baseline},
         "start_seconds": result.get("start_seconds"),
+        "profile": result.get("profile"),
         "wall_seconds": round(time.monotonic() - t0, 1),
         "host": args.host or "local",
     }
@@ -221,6 +268,12 @@ def main(argv: list[str] | None = None) -> int:
             f"queued runs: p95 {q['queue_p95_ms']} ms end to end, {q['flows_per_s']} flows/s, "
             f"error rate {q['error_rate']}, {q['requests']} jobs"
         )
+    missed = [t for t, _, _, m in report.verdicts(ours, baseline) if m is False]
+    if missed and result.get("profile"):
+        print("where the time goes (py-spy, share of CPU samples holding the GIL, inclusive):")
+        for label, summary in result["profile"].items():
+            top = ", ".join(f"{f} {s * 100:.0f}%" for f, s in profile.interesting(summary, 5))
+            print(f"  {label} ({summary['samples']} samples): {top}")
     print(f"report: {args.out / 'load.json'} (+ load-*.html, load-latency.png, load-throughput.png)")
     return 0
 
