@@ -512,3 +512,33 @@ def test_sqs_worker_killed_mid_job_is_redelivered_after_visibility_timeout(
     got = sqs_drain(client, results, 1, 60)
     assert [r["job_id"] for _, r in got] == ["job-kill"] and got[0][1]["worker"] == "b", second.tail()
     assert sqs_drain(client, results, 1, 3) == [], "the job completed twice"
+
+
+@pytest.mark.timeout(600)
+def test_rendered_ide_pod_with_redis_cache_and_job_queue_starts() -> None:
+    """The redis-queue profile's IDE container (bwrap, the pod's uid/mounts, rendered env) on real PostgreSQL and
+    Redis: Langflow 1.13 only starts when both the cache (LANGFLOW_REDIS_URL) and the job queue
+    (LANGFLOW_REDIS_QUEUE_URL) reach Redis; health, superuser login and the metrics port answer, and Redis holds
+    Langflow's keys."""
+    import urllib.parse
+
+    from tests.harness import helm
+    from tests.harness.langflow import find_container, find_workload, langflow_process, resolve_env
+
+    m = helm.render_profile("redis-queue")
+    deployment = find_workload(m, "ide")
+    env = resolve_env(m, deployment, find_container(deployment, "langflow"))
+    assert (env["LANGFLOW_CACHE_TYPE"], env["LANGFLOW_JOB_QUEUE_TYPE"]) == ("redis", "redis")
+    db = urllib.parse.urlsplit(env["LANGFLOW_DATABASE_URL"])
+    rd = urllib.parse.urlsplit(env["LF_BROKER_URL"])
+    with (
+        servers.postgres(user=db.username or "", password_=db.password, dbname=db.path.lstrip("/")) as pg,
+        servers.redis(password_=rd.password) as r,
+    ):
+        endpoints: dict[str, Any] = {"lf-database": {5432: pg.port}, "lf-broker": {6379: r.port}}
+        with langflow_process(m, "ide", endpoints=endpoints, startup_timeout=300) as lf:
+            health = requests.get(f"{lf.base_url}/health_check", timeout=10).json()
+            assert health == {"status": "ok", "chat": "ok", "db": "ok"}
+            assert lf.access_token(), "the superuser from the generated Secret logs in (auto-login is off)"
+            assert lf.metrics_url and requests.get(lf.metrics_url, timeout=10).status_code == 200
+            assert sum(r.client().info("keyspace").get(f"db{i}", {}).get("keys", 0) for i in (0, 1)) > 0
