@@ -182,8 +182,15 @@ def _strict(schema: Any) -> Any:
         {},
         {"database.ha.walStorage.enabled": False, "database.ha.barmanObjectStore.credentialsSecret": ""},
         {"database.ha.instances": 5, "database.ha.minSyncReplicas": 1, "database.ha.maxSyncReplicas": 2},
+        {
+            "database.ha.recovery.enabled": True,
+            "database.ha.recovery.destinationPath": "s3://langflow-prod-backups/cnpg",
+            "database.ha.recovery.serverName": "lf-database-pg",
+            "database.ha.recovery.targetTime": "2026-11-24T21:00:00Z",
+            "database.ha.barmanObjectStore.serverName": "lf-database-pg-restored",
+        },
     ],
-    ids=["prod", "iam-no-wal", "five-sync"],
+    ids=["prod", "iam-no-wal", "five-sync", "pitr-recovery"],
 )
 def test_cnpg_objects_validate_against_the_crd(values: dict[str, Any]) -> None:
     m = render("prod", **values)
@@ -196,6 +203,25 @@ def test_cnpg_objects_validate_against_the_crd(values: dict[str, Any]) -> None:
             jsonschema.validate(body, schema)
             checked += 1
     assert checked == 3
+
+
+def test_database_pitr_recovery_bootstrap() -> None:
+    values = {
+        "database.ha.recovery.enabled": True,
+        "database.ha.recovery.destinationPath": "s3://langflow-prod-backups/cnpg",
+        "database.ha.recovery.serverName": "lf-database-pg",
+        "database.ha.recovery.targetTime": "2026-11-24T21:00:00Z",
+    }
+    with pytest.raises(helm.HelmError, match=r"serverName must differ"):
+        render("prod", **values)  # prod archives to the same bucket: the new cluster would overwrite the origin
+    spec = next(
+        iter(render("prod", **values, **{"database.ha.barmanObjectStore.serverName": "pg2"}).of_kind("Cluster"))
+    )["spec"]
+    assert "initdb" not in spec["bootstrap"]
+    assert spec["bootstrap"]["recovery"]["source"] == spec["externalClusters"][0]["name"]
+    assert spec["bootstrap"]["recovery"]["recoveryTarget"] == {"targetTime": "2026-11-24T21:00:00Z"}
+    assert spec["externalClusters"][0]["barmanObjectStore"]["serverName"] == "lf-database-pg"
+    assert spec["backup"]["barmanObjectStore"]["serverName"] == "pg2"
 
 
 def test_cnpg_validation_catches_a_wrong_field() -> None:

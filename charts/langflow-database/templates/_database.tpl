@@ -43,6 +43,13 @@
 {{- if .Values.restore.enabled -}}
 {{- include "langflow-common.validate.required" (dict "value" .Values.backup.s3.bucket "key" "database.backup.s3.bucket" "why" "the restore Job reads dumps from the backup bucket") -}}
 {{- end -}}
+{{- if and (eq .Values.mode "ha") .Values.ha.recovery.enabled -}}
+{{- include "langflow-common.validate.required" (dict "value" .Values.ha.recovery.destinationPath "key" "database.ha.recovery.destinationPath" "why" "the origin cluster's barman object store, e.g. s3://bucket/cnpg") -}}
+{{- include "langflow-common.validate.required" (dict "value" .Values.ha.recovery.serverName "key" "database.ha.recovery.serverName" "why" "the origin Cluster's name (its folder in the object store)") -}}
+{{- if and .Values.ha.barmanObjectStore.enabled (eq (.Values.ha.barmanObjectStore.destinationPath | trimSuffix "/") (.Values.ha.recovery.destinationPath | trimSuffix "/")) (eq (.Values.ha.barmanObjectStore.serverName | default (include "langflow-common.suffixed" (dict "context" . "suffix" "pg"))) .Values.ha.recovery.serverName) -}}
+{{- fail "database.ha.barmanObjectStore.serverName must differ from database.ha.recovery.serverName: the recovered cluster must not archive into the origin's folder" -}}
+{{- end -}}
+{{- end -}}
 {{- if and (eq .Values.mode "ha") .Values.ha.barmanObjectStore.enabled -}}
 {{- include "langflow-common.validate.required" (dict "value" .Values.ha.barmanObjectStore.destinationPath "key" "database.ha.barmanObjectStore.destinationPath" "why" "e.g. s3://bucket/prefix") -}}
 {{- end -}}
@@ -52,4 +59,19 @@
 {{- if gt (int .Values.ha.minSyncReplicas) (int .Values.ha.maxSyncReplicas) -}}
 {{- fail "database.ha.minSyncReplicas must not be greater than database.ha.maxSyncReplicas" -}}
 {{- end -}}
+{{- end -}}
+
+{{/* s3Credentials of a barman object store: keys of a Secret, or the pod's IAM role. Usage: include ... "<secret or empty>" */}}
+{{- define "langflow-database.s3Credentials" -}}
+s3Credentials:
+{{- if . }}
+  accessKeyId:
+    name: {{ . }}
+    key: ACCESS_KEY_ID
+  secretAccessKey:
+    name: {{ . }}
+    key: ACCESS_SECRET_KEY
+{{- else }}
+  inheritFromIAMRole: true
+{{- end }}
 {{- end -}}
