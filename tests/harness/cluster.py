@@ -1,8 +1,10 @@
 """Kubernetes clusters for the harness: a local control plane built from .tools, a kind cluster, or any kubeconfig.
 
-`local` (default) runs etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok as local processes
-on loopback ports. kwok plays the kubelets: a few fake nodes in two zones (`topology.kubernetes.io/zone`), pods
-that turn Ready, PVCs provisioned and bound. The apiserver gets front-proxy (request-header) certificates so
+`local` (default) runs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and metrics-server as
+local processes on loopback ports. kwok plays the kubelets: a few fake nodes in two zones
+(`topology.kubernetes.io/zone`), pods that turn Ready, PVCs provisioned and bound, and resource usage for
+metrics-server taken from pod annotations `kwok.x-k8s.io/usage-cpu` / `-memory` (default 1m CPU, 1Mi).
+The apiserver gets front-proxy (request-header) certificates so
 aggregated APIs (KEDA's external metrics, metrics-server) work. Nothing is downloaded: every binary comes from
 `make tools`, the kwok Stage files from the kwok Go module already in the module cache.
 
@@ -47,7 +49,7 @@ ZONES = ("zone-a", "zone-b")
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"
 # Components in start order; stopped in reverse.
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "metrics-server")
 PSS_LABELS = {
     "pod-security.kubernetes.io/enforce": "restricted",
     "pod-security.kubernetes.io/enforce-version": "latest",
@@ -205,6 +207,8 @@ def make_pki(pki: Path) -> None:
     _leaf(pki, "front-proxy-client", "front-proxy-ca", "/CN=front-proxy-client")
     _ec_key(pki / "sa.key")
     _openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
+    _leaf(pki, "metrics-server", "ca", "/CN=metrics-server", usage="serverAuth",
+          sans=[f"IP:{LOOPBACK}", "DNS:metrics-server.kube-system.svc", "DNS:localhost"])  # fmt: skip
 
 
 def write_kubeconfig(path: Path, server: str, pki: Path, name: str = "lfp-local") -> None:
@@ -299,7 +303,12 @@ def kwok_nodes(count: int, zones: Sequence[str] = ZONES, node_port: int = 0) -> 
                 "kind": "Node",
                 "metadata": {
                     "name": name,
-                    "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                    "annotations": {
+                        "kwok.x-k8s.io/node": "fake",
+                        "node.alpha.kubernetes.io/ttl": "0",
+                        # metrics-server scrapes this path on kwok's server (kwok's metrics/resource Metric)
+                        "metrics.k8s.io/resource-metrics-path": f"/metrics/nodes/{name}/metrics/resource",
+                    },
                     "labels": {
                         "type": "kwok",
                         "kubernetes.io/hostname": name,
@@ -321,6 +330,42 @@ def _pinned(key: str) -> str:
         if line.startswith(f"{key}="):
             return line.split("=", 1)[1].strip().strip('"')
     raise KeyError(f"{key} not in tools/versions.env")
+
+
+def metrics_server_wiring(port: int, pki: Path) -> list[dict[str, Any]]:
+    """Service kube-system/metrics-server of type ExternalName -> 127.0.0.1 and the APIService metrics.k8s.io
+    (the aggregator resolves ExternalName services; Endpoints with loopback addresses are rejected)."""
+    import base64
+
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "metrics-server", "namespace": "kube-system"},
+            "spec": {"type": "ExternalName", "externalName": LOOPBACK, "ports": [{"name": "https", "port": port}]},
+        },
+        {
+            "apiVersion": "apiregistration.k8s.io/v1",
+            "kind": "APIService",
+            "metadata": {"name": "v1beta1.metrics.k8s.io"},
+            "spec": {
+                "group": "metrics.k8s.io",
+                "version": "v1beta1",
+                "groupPriorityMinimum": 100,
+                "versionPriority": 100,
+                "caBundle": base64.b64encode((pki / "ca.crt").read_bytes()).decode(),
+                "service": {"name": "metrics-server", "namespace": "kube-system", "port": port},
+            },
+        },
+    ]
+
+
+def _apiservice_available(cluster: Cluster, name: str) -> bool:
+    proc = cluster.kubectl("get", "apiservice", name, "-o", "json", check=False, timeout=20)
+    if proc.returncode != 0:
+        return False
+    conds = json.loads(proc.stdout).get("status", {}).get("conditions", [])
+    return any(c["type"] == "Available" and c["status"] == "True" for c in conds)
 
 
 # ------------------------------------------------------------------------------------------- LocalCluster
@@ -458,6 +503,28 @@ class LocalCluster:
                 lambda: cluster.kubectl("get", "serviceaccount", "default", check=False).returncode == 0,
                 timeout,
                 "the service account controller",
+            )
+            step("metrics-server (kubelet resource metrics from kwok, pod usage from annotations)")
+            ports["metrics-server"] = free_port()
+            cluster.apply(metrics_server_wiring(ports["metrics-server"], pki))
+            self._start(
+                "metrics-server",
+                [bins["metrics-server"], f"--kubeconfig={kc}", f"--authentication-kubeconfig={kc}",
+                 f"--authorization-kubeconfig={kc}", f"--bind-address={LOOPBACK}",
+                 f"--secure-port={ports['metrics-server']}", f"--tls-cert-file={pki / 'metrics-server.crt'}",
+                 f"--tls-private-key-file={pki / 'metrics-server.key'}", "--kubelet-insecure-tls",
+                 "--kubelet-use-node-status-port", "--kubelet-preferred-address-types=InternalIP",
+                 "--metric-resolution=15s"],
+                logs,
+            )  # fmt: skip
+            state = self._state()
+            state["ports"] = ports
+            self.state_file.write_text(json.dumps(state))
+            wait_for(
+                lambda: self._check_alive() and _apiservice_available(cluster, "v1beta1.metrics.k8s.io"),
+                timeout,
+                "APIService v1beta1.metrics.k8s.io (metrics-server) Available",
+                interval=0.5,
             )
             step(f"ready: {self.nodes} nodes; export KUBECONFIG={self.kubeconfig}")
             return cluster

@@ -331,6 +331,33 @@ def collect_results(url: str, queue: str, expected: int, timeout: float) -> dict
 
 # --------------------------------------------------------------------------------------------- timeline
 @dataclass
+class QueueProbe:
+    """Exact ready-message count of a queue by AMQP passive declare - what KEDA's rabbitmq scaler reads with
+    protocol amqp - on a connection opened lazily in the calling thread (pika connections are not thread-safe).
+    `unacked` (optional) reads the messages delivered but not acknowledged (management API, sampled)."""
+
+    url: str
+    queue: str
+    unacked: Callable[[], int] | None = None
+    _conn: Any = None
+    _ch: Any = None
+
+    def __call__(self) -> tuple[int, int]:
+        import pika
+
+        if self._conn is None or not self._conn.is_open:
+            self._conn = pika.BlockingConnection(pika.URLParameters(self.url))
+            self._ch = self._conn.channel()
+        ready = int(self._ch.queue_declare(self.queue, passive=True).method.message_count)
+        return ready, (self.unacked() if self.unacked else 0)
+
+    def close(self) -> None:
+        if self._conn is not None and self._conn.is_open:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+
+
+@dataclass
 class Sample:
     t: float
     queue_ready: int | None

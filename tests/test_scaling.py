@@ -1,0 +1,357 @@
+"""Scaling layer: KEDA scales the runtime StatefulSet on a real RabbitMQ queue, per the rendered policy.
+
+What runs:
+- the local control plane (tests/harness/cluster.py) with metrics-server (the runtime's ScaledObject also has
+  CPU and memory triggers: without resource metrics the HPA refuses every scale-down);
+- KEDA's operator and metrics adapter as local processes (tests/harness/keda.py);
+- a real RabbitMQ (Debian) on loopback, started with the definitions the broker chart renders for prod (the
+  quorum queue, its dead-letter queue, the policy and the user);
+- the runtime chart installed with the prod profile. Host override, said plainly: KEDA's operator dials the
+  broker from the host, where the in-cluster name `lf-broker.<ns>.svc` does not resolve. The release is
+  installed with `global.broker.existingSecret` naming a Secret the harness creates with the same keys the
+  broker chart's Secret has, whose `amqp-url` points at 127.0.0.1:<port> (the in-cluster RabbitMQ
+  StatefulSet still renders and runs under kwok, unused). The ScaledObject is identical to the plain prod
+  render (checked below);
+- one real worker process (`python -m langflow_worker`, sleep executor, fixed rate) per Ready runtime pod,
+  following the pods as the HPA adds and removes them;
+- a bounded step-profile publisher: idle, then a burst at twice the capacity of 10 workers, then idle.
+
+The timeline (queue depth, desired/current/ready replicas, HPA events) goes to reports/scaling.json and a PNG.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from tests.harness import helm as helm_lib
+from tests.harness.cluster import Cluster
+from tests.harness.keda import keda
+from tests.harness.paths import UMBRELLA, profile_file
+from tests.harness.scaling import (
+    QueueProbe,
+    Recorder,
+    Step,
+    WorkerPool,
+    check_rates,
+    collect_results,
+    fastest_path,
+    policy_bound_s,
+    publish_steps,
+    replica_changes,
+    worker_command,
+    write_report,
+)
+from tests.harness.servers import RabbitMQ, rabbitmq, wait_for
+
+pytestmark = pytest.mark.scaling
+
+RELEASE = "lf"
+LOOPBACK_SECRET = "lf-broker-loopback"
+SLEEP_SECONDS = 0.5  # one job per 0.5 s per worker: 10 workers drain 20 jobs/s
+BURST_RATE = 40.0  # jobs/s: twice what 10 workers consume
+BURST_SECONDS = 45.0
+RESULTS_QUEUE = "scaling-test.results"
+HPA_SYNC_S = 15.0  # kube-controller-manager --horizontal-pod-autoscaler-sync-period (cluster.py sets it)
+SAMPLE_SLACK_S = 2.0  # sampling interval + API latency of the recorder
+# the only change to the prod profile: the broker Secret the runtime (and its TriggerAuthentication) reads
+BROKER_OVERRIDE = {"global": {"broker": {"existingSecret": LOOPBACK_SECRET}}}
+
+
+def _objects(manifest: helm_lib.Manifest, kinds: tuple[str, ...]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(o["kind"], o["metadata"]["name"]): o for o in manifest.objects if o["kind"] in kinds}
+
+
+@pytest.fixture(scope="module")
+def prod_render(tmp_path_factory: pytest.TempPathFactory) -> tuple[helm_lib.Manifest, helm_lib.Manifest, Path]:
+    """(prod render, prod render with the loopback broker Secret, the override values file)."""
+    tmp = tmp_path_factory.mktemp("scaling-values")
+    override = tmp / "broker-loopback.yaml"
+    override.write_text(yaml.safe_dump(BROKER_OVERRIDE))
+    full = helm_lib.render_profile("prod")
+    only = helm_lib.render_profile("prod", values=[override])
+    return full, only, override
+
+
+@pytest.fixture(scope="module")
+def broker(prod_render: tuple[helm_lib.Manifest, helm_lib.Manifest, Path]) -> Iterator[tuple[RabbitMQ, dict[str, str]]]:
+    """A RabbitMQ node loaded with the broker chart's rendered definitions (quorum queue + DLQ + policy + user)."""
+    full = prod_render[0]
+    secret = full.get("Secret", f"{RELEASE}-broker-credentials")
+    data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    defs = json.loads(data["definitions.json"])
+    assert any(q["arguments"].get("x-queue-type") == "quorum" for q in defs["queues"]), "no quorum queue rendered"
+    with rabbitmq(
+        definitions=data["definitions.json"],
+        user=data["username"],
+        password_=data["password"],
+        config="collect_statistics_interval = 1000",  # unacked counts from the management API, sampled each second
+    ) as node:
+        yield node, data
+
+
+def queue_depth(node: RabbitMQ, queue: str) -> tuple[int, int]:
+    vhost = requests.utils.quote(node.vhost, safe="")
+    q = node.api(f"queues/{vhost}/{requests.utils.quote(queue, safe='')}")
+    assert isinstance(q, dict)
+    return int(q.get("messages_ready", 0)), int(q.get("messages_unacknowledged", 0))
+
+
+def container_env(sts: dict[str, Any], container: str) -> dict[str, Any]:
+    for c in sts["spec"]["template"]["spec"]["containers"]:
+        if c["name"] == container:
+            return {e["name"]: e.get("value", e.get("valueFrom")) for e in c.get("env", [])}
+    raise KeyError(f"no container {container} in {sts['metadata']['name']}")
+
+
+def rabbitmq_trigger(so: dict[str, Any]) -> dict[str, Any]:
+    triggers = [t for t in so["spec"]["triggers"] if t["type"] == "rabbitmq"]
+    assert len(triggers) == 1, f"expected one rabbitmq trigger, got {so['spec']['triggers']}"
+    return triggers[0]
+
+
+def demand(sample_ready: int | None, sample_unacked: int | None, trigger: dict[str, Any]) -> int:
+    """Replicas the queue metric asks for at a sample (what the HPA computes from the trigger's value)."""
+    meta = trigger["metadata"]
+    depth = sample_ready or 0
+    if meta.get("protocol", "amqp") == "http" and str(meta.get("excludeUnacknowledged", "false")) != "true":
+        depth += sample_unacked or 0
+    return math.ceil(depth / float(meta["value"]))
+
+
+@pytest.mark.timeout(1500)
+def test_runtime_scales_on_queue_depth_per_policy(
+    kube: Cluster,
+    namespace_factory: Callable[[str], str],
+    prod_render: tuple[helm_lib.Manifest, helm_lib.Manifest, Path],
+    broker: tuple[RabbitMQ, dict[str, str]],
+    tmp_path: Path,
+) -> None:
+    if kube.kind != "local":
+        pytest.skip("the scaling layer runs KEDA and the workers on the host: it needs --cluster local")
+    full, only, override = prod_render
+    node, creds = broker
+
+    # the override changes the broker Secret's name only: the ScaledObject is prod's
+    kinds = ("ScaledObject", "TriggerAuthentication", "StatefulSet")
+    full_objs, only_objs = _objects(full, kinds), _objects(only, kinds)
+    so = only_objs[("ScaledObject", f"{RELEASE}-runtime")]
+    assert so == full_objs[("ScaledObject", f"{RELEASE}-runtime")], "ScaledObject differs from the prod render"
+    trigger = rabbitmq_trigger(so)
+    spec = so["spec"]
+    min_r, max_r = int(spec["minReplicaCount"]), int(spec["maxReplicaCount"])
+    behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    polling = float(spec.get("pollingInterval", 30))
+    window = float(behavior["scaleDown"].get("stabilizationWindowSeconds", 300))
+    bound = policy_bound_s(behavior, min_r, max_r)
+    sts_name = so["spec"]["scaleTargetRef"]["name"]
+    sts = only_objs[("StatefulSet", sts_name)]
+    worker_env = container_env(sts, "worker")
+    queue = worker_env["LF_BROKER_QUEUE"]
+    declared = {q["name"]: q for q in json.loads(creds["definitions.json"])["queues"]}
+    assert queue in declared, f"the worker consumes {queue!r}, the broker declares {sorted(declared)}"
+    assert declared[queue]["arguments"]["x-queue-type"] == "quorum"
+    assert trigger["metadata"]["queueName"] == queue, "KEDA watches another queue than the workers consume"
+    dlq = worker_env.get("LF_BROKER_DEAD_LETTER_QUEUE", "")
+
+    ns = namespace_factory("scaling")
+    # the broker Secret with the host override (see the module docstring)
+    loopback_url = f"amqp://{creds['username']}:{creds['password']}@127.0.0.1:{node.amqp_port}/%2F"
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": LOOPBACK_SECRET, "namespace": ns},
+        "stringData": {
+            "username": creds["username"],
+            "password": creds["password"],
+            "amqp-url": loopback_url,
+            "management-url": f"http://{creds['username']}:{creds['password']}@127.0.0.1:{node.management_port}/%2F",
+        },
+    }
+    kube.apply([secret])
+    kube.helm("install", RELEASE, str(UMBRELLA), "-n", ns, "-f", str(profile_file("prod")), "-f", str(override),
+              "--wait", "--timeout", "5m", timeout=400)  # fmt: skip
+
+    # results come back on a queue of our own (jobs carry reply_to), so every job can be accounted for
+    import pika
+
+    conn = pika.BlockingConnection(pika.URLParameters(loopback_url))
+    conn.channel().queue_declare(RESULTS_QUEUE, durable=True)
+    conn.close()
+
+    from kubernetes import client
+
+    api = kube.api_client()
+    apps, autoscaling, core = client.AppsV1Api(api), client.AutoscalingV2Api(api), client.CoreV1Api(api)
+    hpa_name = spec["advanced"]["horizontalPodAutoscalerConfig"].get("name") or f"keda-hpa-{so['metadata']['name']}"
+    selector = ",".join(f"{k}={v}" for k, v in sts["spec"]["selector"]["matchLabels"].items())
+    clock_t0 = time.monotonic()
+
+    def clock() -> float:
+        return round(time.monotonic() - clock_t0, 2)
+
+    def workload() -> tuple[int | None, int | None, int | None]:
+        s = apps.read_namespaced_stateful_set(sts_name, ns)
+        return s.spec.replicas, s.status.replicas, s.status.ready_replicas or 0
+
+    def hpa() -> tuple[int | None, int | None]:
+        h = autoscaling.read_namespaced_horizontal_pod_autoscaler(hpa_name, ns)
+        return h.status.desired_replicas, h.status.current_replicas
+
+    with keda(kube) as k:
+        # KEDA makes the HPA; wait until it reads the queue metric
+        def hpa_has_metric() -> str | None:
+            h = autoscaling.read_namespaced_horizontal_pod_autoscaler(hpa_name, ns)
+            for m in h.status.current_metrics or []:
+                if m.type == "External" and m.external and m.external.current:
+                    return m.external.metric.name
+            return None
+
+        metric_name = wait_for(hpa_has_metric, 120, f"HPA {hpa_name} reading the queue metric")
+        pool = WorkerPool(
+            kube.api_client,
+            ns,
+            selector,
+            lambda pod: worker_command(loopback_url, queue, SLEEP_SECONDS, pod),
+            tmp_path / "workers",
+        )
+        probe = QueueProbe(loopback_url, queue, unacked=lambda: queue_depth(node, queue)[1])
+        rec = Recorder(
+            clock=clock,
+            queue_depth=probe,
+            workload=workload,
+            hpa=hpa,
+            workers=lambda: len(pool.processes),
+            metric=lambda: k.external_metric(ns, metric_name, so["metadata"]["name"]),
+        )
+        pool.start()
+        rec.start()
+        stop = threading.Event()
+        try:
+            rec.wait_until(lambda s: s.spec_replicas == min_r and s.workers == min_r, 120, f"{min_r} idle workers")
+            published = publish_steps(
+                loopback_url,
+                queue,
+                [Step(10, 0), Step(BURST_SECONDS, BURST_RATE)],
+                RESULTS_QUEUE,
+                clock,
+                stop,
+            )
+            assert published.nacked == 0, f"the broker refused {published.nacked} jobs"
+            rec.wait_until(lambda s: (s.spec_replicas or 0) >= max_r, 300, f"{max_r} replicas")
+            drained = rec.wait_until(
+                lambda s: s.queue_ready == 0 and s.queue_unacked == 0 and s.t > (published.burst_end or 0),
+                600,
+                "the queue to drain",
+            )
+            # scale-in: window + two 60 s steps (10 -> 5 -> 2) + HPA sync slack
+            rec.wait_until(
+                lambda s: s.spec_replicas == min_r and s.t > drained.t, window + 240, f"back to {min_r} replicas"
+            )
+            time.sleep(5)  # a few idle samples after the return
+        finally:
+            stop.set()
+            rec.stop()
+            probe.close()
+            pool.stop()
+        results = collect_results(loopback_url, RESULTS_QUEUE, len(published.job_ids), 60)
+        events = core.list_namespaced_event(
+            ns, field_selector=f"involvedObject.kind=HorizontalPodAutoscaler,involvedObject.name={hpa_name}"
+        ).items
+        dlq_depth = queue_depth(node, dlq) if dlq else (0, 0)
+
+    # ------------------------------------------------------------------------------------------- analysis
+    samples = rec.samples
+    changes = replica_changes(samples)
+    burst_start = published.burst_start or 0.0
+    ups = [(t, r) for (t, r), (_, prev) in zip(changes[1:], changes, strict=False) if r > prev]
+    downs = [(t, r) for (t, r), (_, prev) in zip(changes[1:], changes, strict=False) if r < prev]
+    first_up = ups[0][0] if ups else None
+    reached_max = next((t for t, r in changes if r >= max_r), None)
+    first_down = downs[0][0] if downs else None
+    before_down = next((r for t, r in reversed(changes) if first_down is not None and t < first_down), max_r)
+    # the last moment the queue asked for as many replicas as were running before the first scale-in
+    high = [
+        s.t
+        for s in samples
+        if (first_down is None or s.t < first_down) and demand(s.queue_ready, s.queue_unacked, trigger) >= before_down
+    ]
+    last_high = high[-1] if high else None
+    ok_results = {j for j, r in results.items() if r.get("status") == "ok"}
+    lost = [j for j in published.job_ids if j not in ok_results]
+    report = {
+        "workload": f"StatefulSet/{sts_name}",
+        "min_replicas": min_r,
+        "max_replicas": max_r,
+        "behavior": behavior,
+        "polling_interval_s": polling,
+        "policy_bound_s": bound,
+        "policy_fastest_path": fastest_path(behavior, min_r, max_r),
+        "scale_out_s": None if first_up is None or reached_max is None else round(reached_max - first_up, 1),
+        "scale_out_start_after_burst_s": None if first_up is None else round(first_up - burst_start, 1),
+        "scale_out_within_1_2x_bound": None
+        if first_up is None or reached_max is None
+        else (reached_max - first_up) <= 1.2 * bound,
+        "scale_in_first_s": None
+        if first_down is None or published.burst_end is None
+        else round(first_down - published.burst_end, 1),
+        "scale_in_after_last_demand_s": None
+        if first_down is None or last_high is None
+        else round(first_down - last_high, 1),
+        "drained_after_burst_s": round(drained.t - (published.burst_end or 0), 1),
+        "max_replicas_seen": max(r for _, r in changes),
+        "final_replicas": changes[-1][1],
+        "messages_published": len(published.job_ids),
+        "messages_completed": len(ok_results),
+        "messages_lost": len(lost),
+        "dead_lettered": dlq_depth[0] + dlq_depth[1],
+        "worker_rate_per_s": 1 / SLEEP_SECONDS,
+        "burst": {"rate_per_s": BURST_RATE, "seconds": BURST_SECONDS},
+        "workers_started": pool.started,
+        "workers_stopped": pool.stopped,
+        "worker_errors": pool.errors,
+        "burst_start_t": burst_start,
+        "burst_end_t": published.burst_end,
+        "scale_in_first_t": first_down,
+        "replica_changes": changes,
+        "hpa_events": [
+            {"reason": e.reason, "message": e.message, "count": e.count, "time": str(e.last_timestamp or e.event_time)}
+            for e in events
+        ],
+        "notes": (
+            "local control plane + kwok; KEDA operator/adapter and one worker process per Ready pod on the host; "
+            "broker Secret host overridden to 127.0.0.1; HPA sync period 15 s"
+        ),
+    }
+    json_path, png_path = write_report(report, samples)
+    print(f"\nscaling: report {json_path}, plot {png_path}")
+    print(json.dumps({k: v for k, v in report.items() if not isinstance(v, (list, dict))}, indent=1))
+
+    # ----------------------------------------------------------------------------------------- assertions
+    assert not pool.errors, f"worker processes failed: {pool.errors}"
+    assert first_up is not None, "the runtime never scaled out"
+    assert first_up - burst_start <= polling + 15, (
+        f"scale-out began {first_up - burst_start:.1f}s after the burst; allowed pollingInterval + 15 = {polling + 15}"
+    )
+    violations = check_rates(changes, behavior, slack_s=SAMPLE_SLACK_S)
+    assert not violations, "rate policy broken:\n" + "\n".join(v.what for v in violations)
+    assert report["max_replicas_seen"] == max_r, f"reached {report['max_replicas_seen']} replicas, not {max_r}"
+    assert first_down is not None, "the runtime never scaled in"
+    assert last_high is not None
+    assert first_down - last_high >= window - HPA_SYNC_S - SAMPLE_SLACK_S, (
+        f"first scale-in {first_down - last_high:.1f}s after the queue last asked for {before_down} replicas; "
+        f"the stabilization window is {window:.0f}s (tolerance: one HPA sync + sampling)"
+    )
+    assert changes[-1][1] == min_r, f"ended at {changes[-1][1]} replicas, not {min_r}"
+    assert not lost, f"{len(lost)} of {len(published.job_ids)} jobs have no successful result"
+    assert report["dead_lettered"] == 0, f"{report['dead_lettered']} jobs were dead-lettered"
