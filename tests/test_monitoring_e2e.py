@@ -1,5 +1,6 @@
 """End to end: the platform's rules in a real Prometheus scraping a real RabbitMQ fire the runtime backlog
-alert, and a real Alertmanager running the chart's rendered routing delivers it to a webhook receiver.
+alert, and a real Alertmanager running the chart's rendered routing delivers it to a webhook receiver; the
+RabbitMQ dashboard's queries then run on that Prometheus and draw data (Grafana itself cannot be built here).
 
 Real: RabbitMQ 3.10 (prometheus plugin, aggregated and per-queue endpoints), Prometheus 2.42, Alertmanager 0.25
 (Debian), the rule files and alertmanager.yml rendered by the monitoring chart (dev profile, bundled mode).
@@ -26,7 +27,8 @@ import requests
 import yaml
 
 from tests.harness import helm, servers
-from tests.harness.paths import tool
+from tests.harness import metrics_catalogue as mc
+from tests.harness.paths import ROOT, tool
 
 pytestmark = pytest.mark.alerts
 
@@ -133,6 +135,26 @@ def prometheus_config(base: Path, rabbit: servers.RabbitMQ, ksm_port: int, am_po
         ],
     }
     return yaml.safe_dump(conf)
+
+
+# A single node has no cluster peers: the only RabbitMQ dashboard query expected to come back empty here.
+RABBITMQ_PANELS_EMPTY_ON_ONE_NODE = {"Cluster links"}
+
+
+def dashboard_queries_without_data(port: int, dashboard: Path) -> set[str]:
+    """Run every query of a dashboard against Prometheus (as Grafana would, variables substituted); each must
+    succeed; returns the titles of panels whose queries all returned no series."""
+    empty = set()
+    for panel in json.loads(dashboard.read_text())["panels"]:
+        results = []
+        for target in panel.get("targets", []):
+            q = mc.grafana_to_promql(target["expr"], {"namespace": NAMESPACE})
+            r = requests.get(f"http://{servers.LOOPBACK}:{port}/api/v1/query", params={"query": q}, timeout=10)
+            assert r.ok and r.json()["status"] == "success", f"{panel['title']}: {q}: {r.text[:300]}"
+            results += r.json()["data"]["result"]
+        if panel.get("targets") and not results:
+            empty.add(panel["title"])
+    return empty
 
 
 def alerts_in_prometheus(port: int) -> list[dict[str, Any]]:
@@ -254,6 +276,10 @@ def test_backlog_alert_reaches_the_webhook_through_rendered_routing(tmp_path: Pa
             # nothing else is wrong with this broker: node, alarms and partition alerts stay silent
             others = {a["labels"]["alertname"] for a in alerts_in_prometheus(prom_port) if a["state"] == "firing"}
             assert others == {ALERT}, others
+            # the RabbitMQ dashboard's queries run on this Prometheus and draw data
+            empty = dashboard_queries_without_data(prom_port, ROOT / "dashboards" / "langflow-rabbitmq.json")
+            timeline["dashboard_checked_s"] = time.monotonic() - t0
+            assert empty == RABBITMQ_PANELS_EMPTY_ON_ONE_NODE, empty
         except Exception:
             print(f"--- prometheus.log ---\n{prometheus.tail()}\n--- alertmanager.log ---\n{alertmanager.tail()}")
             raise

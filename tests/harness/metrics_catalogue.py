@@ -328,6 +328,14 @@ def selectors(expr: str) -> list[Selector]:
     return out
 
 
+def grafana_to_promql(expr: str, variables: dict[str, str] | None = None) -> str:
+    """A dashboard query with Grafana's variables replaced ($__rate_interval -> 1m, others from `variables`,
+    else `.*`), ready for Prometheus."""
+    expr = expr.replace("$__rate_interval", "1m").replace("$__interval", "15s").replace("$__range", "1h")
+    values = variables or {}
+    return re.sub(r"\$\{?([A-Za-z_]\w*)\}?", lambda m: values.get(m.group(1), ".*"), expr)
+
+
 # ------------------------------------------------------------------------------------ live exporters
 def _get(url: str) -> str:
     r = requests.get(url, timeout=10)
