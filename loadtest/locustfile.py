@@ -1,9 +1,9 @@
 """Locust scenarios against a Langflow platform. Settings come from `loadtest.settings.Settings` (env).
 
 - IdeUser: a person in the editor. Logs in (or auto-login), copies a flow into a flow of its own, then with
-  think times lists flows, opens its flow, saves edits, lists components (the editor's sidebar, once in a
-  while), lists projects and checks health. Request names start with "ide:". Its flow ("loadtest-...") is
-  deleted after the run by `loadtest.run` (not measured: deleting is not part of the scenario).
+  think times lists flows, opens its flow, saves edits, lists projects and checks health. The component
+  catalogue is listed once per session, when the editor opens (as the UI does). Request names start with
+  "ide:". Its flow ("loadtest-...") is deleted after the run by `loadtest.run` (unmeasured cleanup).
 - RuntimeUser: synchronous runs, POST /api/v1/run/{endpoint} with x-api-key, at a constant rate per user on
   flows that need no external service. Names start with "runtime:".
 - QueueUser: publishes jobs in the worker's format to the broker and times them by their result messages
@@ -35,7 +35,8 @@ from loadtest.settings import Settings
 S = Settings.from_env()
 _SAMPLES: list[dict[str, Any]] = []
 _FLOW_CYCLE = itertools.cycle(S.flows or ["echo"])
-_SESSIONS: list[str] = []  # access tokens of users who logged in (shared by users the login limiter refused)
+_SESSIONS: list[str] = []  # access tokens of users who logged in (reused by the others)
+_LOGINS: list[int] = []  # login attempts made
 
 
 def _browser_like(session: requests.Session) -> None:
@@ -94,6 +95,7 @@ class IdeUser(HttpUser):
             self.stop()
             return
         self.client.headers["Authorization"] = f"Bearer {token}"
+        self.list_components()
         flows = self._list_flows()
         source = next((f for f in flows if not str(f.get("name", "")).startswith("loadtest-")), None)
         if source:
@@ -114,10 +116,18 @@ class IdeUser(HttpUser):
                 r.failure(f"{r.status_code}: {r.text[:200]}")
 
     def _login(self) -> str | None:
-        """Log in (or auto-login). Langflow limits logins per client address (5/minute by default); a login
-        refused with 429 is recorded as "ide:login rate-limited" (the limiter's intended answer, not an error)
-        and the user continues with a session another user opened, like a person with an open editor tab."""
+        """Log in (or auto-login). Langflow limits logins to 5 a minute per client address, and every simulated
+        person comes from this one address (the limiter trusts X-Forwarded-For only behind a trusted proxy), so
+        the first `logins` users log in and the others continue with one of their sessions, like a person whose
+        editor tab is already signed in. A login refused anyway (429) is recorded as "ide:login rate-limited"."""
         url = f"{self.host}/api/v1/{'auto_login' if S.auto_login else 'login'}"
+        if len(_LOGINS) >= S.logins:
+            deadline = time.monotonic() + S.request_timeout
+            while not _SESSIONS and time.monotonic() < deadline:  # logins of other users still in flight
+                gevent.sleep(0.2)
+            if _SESSIONS:
+                return random.choice(_SESSIONS)
+        _LOGINS.append(1)
         t0 = time.perf_counter()
         exc: Exception | None = None
         name = "ide:login"
@@ -131,15 +141,9 @@ class IdeUser(HttpUser):
             if r.status_code == 200:
                 token = str(r.json()["access_token"])
                 _SESSIONS.append(token)
-            elif r.status_code == 429:
+            elif r.status_code == 429 and _SESSIONS:
                 name = "ide:login rate-limited"
-                deadline = time.monotonic() + S.request_timeout
-                while not _SESSIONS and time.monotonic() < deadline:  # logins of other users still in flight
-                    gevent.sleep(0.2)
-                if _SESSIONS:
-                    token = random.choice(_SESSIONS)
-                else:
-                    exc = RuntimeError("login rate-limited and no session to reuse")
+                token = random.choice(_SESSIONS)
             else:
                 exc = RuntimeError(f"login: {r.status_code} {r.text[:200]}")
         except requests.RequestException as e:
@@ -184,8 +188,8 @@ class IdeUser(HttpUser):
         body = {"description": f"edit {self.edits} at {time.time():.0f}", "data": self.flow_data}
         self.client.patch(f"/api/v1/flows/{self.flow_id}", json=body, name="ide:save flow", timeout=S.request_timeout)
 
-    @task(1)
     def list_components(self) -> None:
+        """The editor loads the component catalogue (GET /api/v1/all, ~3 MB) once when it opens."""
         self.client.get("/api/v1/all", name="ide:list components", timeout=S.request_timeout)
 
     @task(1)

@@ -65,7 +65,7 @@ def _frame(f: str) -> str:
     return f"{name} ({path})"
 
 
-def summarise(raw: Path, top: int = 40) -> dict[str, object]:
+def summarise(raw: Path, top: int = 80) -> dict[str, object]:
     """Top functions by inclusive and by self samples, as shares of all samples."""
     inclusive: Counter[str] = Counter()
     self_: Counter[str] = Counter()
@@ -87,9 +87,29 @@ def summarise(raw: Path, top: int = 40) -> dict[str, object]:
     return {"samples": total, "inclusive": share(inclusive), "self": share(self_)}
 
 
+PLUMBING = (
+    "asyncio/",
+    "uvicorn/",
+    "starlette/",
+    "gunicorn/",
+    "anyio/",
+    "typer/",
+    "multiprocess/",
+    "multiprocessing/",
+    "threading.py",
+    "concurrent/",
+    "fastapi/routing.py",
+    "fastapi/middleware",
+    "langflow/__main__.py",
+    "langflow/langflow_launcher.py",
+    "langflow/server.py",
+    "langflow/middleware.py",
+    "<module>",
+)
+
+
 def interesting(summary: dict[str, object], top: int = 8) -> list[tuple[str, float]]:
-    """Inclusive frames below the server plumbing (asyncio, uvicorn, starlette, gunicorn), i.e. Langflow's own
-    work and the libraries it calls."""
-    skip = ("asyncio/", "uvicorn/", "starlette/", "gunicorn/", "anyio/", "threading.py", "<module>", "fastapi/")
+    """Inclusive frames below the server plumbing (process start, event loop, ASGI middleware), i.e. the
+    endpoints, Langflow's own work and the libraries it calls, biggest first."""
     rows = summary.get("inclusive") or []
-    return [(f, s) for f, s in rows if not any(k in f for k in skip)][:top]  # type: ignore[union-attr]
+    return [(f, s) for f, s in rows if not any(k in f for k in PLUMBING)][:top]  # type: ignore[union-attr]

@@ -30,6 +30,7 @@ class Settings:
     queue_users: int = 0
     queue_batch: int = 1  # jobs a queue user publishes at once before collecting their results
     queue_result_timeout: float = 60.0
+    logins: int = 3  # users that log in; the others reuse their sessions (Langflow allows 5 logins/min/address)
     think_min: float = 2.0
     think_max: float = 6.0
     duration: float = 60.0
