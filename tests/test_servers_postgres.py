@@ -9,14 +9,18 @@ the init SQL. PostgreSQL is Debian's 15 (the chart's image is 16; nothing render
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from tests.harness.data_tier import RenderedPostgres, postgres_rendered, rendered_data
 from tests.harness.langflow import LANGFLOW_VENV, find_container, find_workload, map_hosts, resolve_env
+from tests.harness.servers import PG_BIN, free_port, spawn, wait_for
 
 pytestmark = pytest.mark.servers
 
@@ -125,3 +129,115 @@ def test_langflow_migrates_with_the_ide_database_url(pg: RenderedPostgres, rende
     assert version, "no alembic revision recorded"
     assert {"flow", "user", "apikey"} <= set(tables), tables
     assert owners == {pg.app_user}
+
+
+def _bwrap(uid: int, gid: int, binds: list[tuple[Path, str, bool]], argv: list[str]) -> list[str]:
+    """bubblewrap as the pod runs: the pod's uid/gid, a read-only host root, a bind per declared volume."""
+    cmd = ["bwrap", "--unshare-user", "--uid", str(uid), "--gid", str(gid), "--ro-bind", "/", "/", "--dev", "/dev"]
+    cmd += ["--proc", "/proc"]
+    for src, dest, writable in binds:
+        cmd += ["--bind" if writable else "--ro-bind", str(src), dest]
+    return [*cmd, "--chdir", "/", "--", *argv]
+
+
+@pytest.mark.timeout(180)
+def test_postgres_runs_under_the_pod_contract(rendered, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """PostgreSQL as the StatefulSet runs it: uid 999, read-only root filesystem, writable only where the pod
+    mounts a PVC or emptyDir, the rendered args and mount paths unchanged (only port/listen address added)."""
+    sts = rendered.manifest.get("StatefulSet", f"{RELEASE}-database")
+    spec = sts["spec"]["template"]["spec"]
+    c = spec["containers"][0]
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    uid, gid = c["securityContext"]["runAsUser"], c["securityContext"]["runAsGroup"]
+    env = resolve_env(rendered.manifest, sts, c)
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    claims = {t["metadata"]["name"] for t in sts["spec"]["volumeClaimTemplates"]}
+    binds: list[tuple[Path, str, bool]] = []
+    for m in c["volumeMounts"]:
+        src = tmp_path / m["name"]
+        src.mkdir()
+        vol = volumes.get(m["name"], {})
+        writable = m["name"] in claims or "emptyDir" in vol
+        if "configMap" in vol:
+            data = rendered.configmaps[vol["configMap"]["name"]]
+            for item in vol["configMap"]["items"]:
+                (src / item["path"]).write_text(data[item["key"]])
+                (src / item["path"]).chmod(vol["configMap"].get("defaultMode", 0o644))
+        # the host path behind the mount point (/var/run is a symlink to /run here, as in the image); bubblewrap
+        # cannot create a missing mount point under a read-only root, so it is created on the host
+        dest = os.path.realpath(m["mountPath"])
+        Path(dest).mkdir(parents=True, exist_ok=True)
+        binds.append((src, dest, writable))
+    # the image's /etc/passwd knows uid 999 as postgres (initdb looks its own user up); this host's does not
+    passwd = tmp_path / "passwd"
+    passwd.write_text(f"postgres:x:{uid}:{gid}::/var/lib/postgresql:/bin/sh\n" + Path("/etc/passwd").read_text())
+    binds.append((passwd, "/etc/passwd", False))
+    scratch = next(src for src, dest, _ in binds if dest == os.path.realpath("/tmp"))
+    (scratch / "pwfile").write_text(env["POSTGRES_PASSWORD"] + "\n")
+    port = free_port()
+    base_env = {"PATH": f"{PG_BIN}:/usr/bin:/bin", "PGDATA": env["PGDATA"], "LANG": "C.UTF-8"}
+
+    initdb = subprocess.run(
+        _bwrap(
+            uid,
+            gid,
+            binds,
+            [
+                str(PG_BIN / "initdb"),
+                "-U",
+                env["POSTGRES_USER"],
+                "--pwfile",
+                "/tmp/pwfile",
+                *env["POSTGRES_INITDB_ARGS"].split(),
+            ],
+        ),
+        env=base_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert initdb.returncode == 0, initdb.stderr
+    # the container's args as rendered, plus what one machine needs: a free port on loopback
+    argv = [str(PG_BIN / "postgres"), *c["args"], "-c", f"port={port}", "-c", "listen_addresses=127.0.0.1"]
+    proc = spawn("postgres-pod", _bwrap(uid, gid, binds, argv), tmp_path / "postgres.log", env=base_env)
+    su = {
+        "PATH": "/usr/bin:/bin",
+        "PGHOST": "127.0.0.1",
+        "PGPORT": str(port),
+        "PGUSER": env["POSTGRES_USER"],
+        "PGPASSWORD": env["POSTGRES_PASSWORD"],
+        "PGDATABASE": "postgres",
+    }
+
+    def psql(sql: str, e: dict[str, str]) -> str:
+        out = subprocess.run(["psql", "-At", "-c", sql], env=e, capture_output=True, text=True, timeout=30)
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr)
+        return out.stdout.strip()
+
+    try:
+        wait_for(lambda: proc.ensure_alive() and psql("select 1", su) == "1", 60, "PostgreSQL under the pod contract")
+        assert psql("show config_file", su) == "/etc/postgresql/postgresql.conf"
+        assert psql("show unix_socket_directories", su) == "/var/run/postgresql"
+        # the rendered init script, from its mount path, over the socket in the shared emptyDir
+        init_env = {
+            **base_env,
+            **{k: env[k] for k in ("POSTGRES_USER", "APP_USER", "APP_PASSWORD", "APP_DB")},
+            "PGPASSWORD": env["POSTGRES_PASSWORD"],
+            "PGPORT": str(port),
+        }
+        init = subprocess.run(
+            _bwrap(uid, gid, binds, ["sh", "/docker-entrypoint-initdb.d/10-langflow.sh"]),
+            env=init_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert init.returncode == 0, init.stderr
+        app = {**su, "PGUSER": env["APP_USER"], "PGPASSWORD": env["APP_PASSWORD"], "PGDATABASE": env["APP_DB"]}
+        assert psql("select current_user || '@' || current_database()", app) == f"{env['APP_USER']}@{env['APP_DB']}"
+        # nothing was written outside the declared volumes: the data directory is on the PVC's source
+        data_src = next(src for src, dest, _ in binds if dest == os.path.realpath("/var/lib/postgresql/data"))
+        assert (data_src / "pgdata" / "PG_VERSION").exists()
+    finally:
+        proc.stop(sig=signal.SIGINT)
