@@ -325,3 +325,10 @@ def test_flows_configmap_holds_loadable_flows(rendered_profiles: dict[str, helm.
         flow = json.loads(text)
         assert name.endswith(".json") and flow["data"]["nodes"], f"{name} is a Langflow flow export"
         assert flow.get("endpoint_name"), f"{name}: jobs address flows by endpoint name"
+
+
+def test_several_langflow_workers_need_the_redis_job_queue() -> None:
+    with pytest.raises(helm.HelmError, match=r"langflow.workers \(2\) > 1 needs global.broker.type=redis"):
+        helm.render_profile("prod", set_values={"ide.langflow.workers": 2})
+    m = helm.render_profile("redis-queue", set_values={"ide.langflow.workers": 2})
+    assert env(container(m.get("Deployment", "lf-ide"), "langflow"))["LANGFLOW_WORKERS"] == "2"

@@ -13,6 +13,9 @@ Usage: include "langflow-common.langflow.env" (dict "context" $ "secret" "<Secre
 {{- $lf := $ctx.Values.langflow -}}
 {{- $b := include "langflow-common.connections.broker" $ctx | fromYaml -}}
 {{- $dataDir := .dataDir | default "/app/data" -}}
+{{- if and (gt (int ($lf.workers | default 1)) 1) (ne $b.type "redis") -}}
+{{- fail (printf "langflow.workers (%d) > 1 needs global.broker.type=redis: Langflow 1.13 refuses several workers without its Redis job queue" (int $lf.workers)) -}}
+{{- end -}}
 - name: HOME
   value: {{ $dataDir | quote }}
 - name: LANGFLOW_CONFIG_DIR
