@@ -9,16 +9,21 @@ as rendered.
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
 import signal
+import subprocess
 import time
 import urllib.parse
+from pathlib import Path
 
 import pytest
 import redis as redis_lib
 from redis.sentinel import Sentinel
 
 from tests.harness.data_tier import SentinelGroup, haproxy_rendered, redis_sentinel, rendered_data
+from tests.harness.langflow import resolve_env
 from tests.harness.servers import wait_for
 
 pytestmark = pytest.mark.servers
@@ -170,3 +175,79 @@ def test_sentinel_fails_over_and_clients_follow(
     )
     with pytest.raises(redis_lib.ConnectionError):
         redis_lib.Redis(host="127.0.0.1", port=primary.port, socket_timeout=1).ping()
+
+
+@pytest.mark.timeout(120)
+def test_rendered_start_scripts_under_the_pod_contract(tmp_path: Path) -> None:
+    """The data node's and the sentinel's start scripts, unmodified, under bubblewrap as the pods run them: uid 999,
+    read-only root, writable only the declared volumes, the rendered env (password from the Secret). Pod DNS names
+    resolve to loopback through an /etc/hosts of the sandbox, which has a network namespace of its own (so the
+    rendered ports 6379/26379 are used as they are)."""
+    r = rendered_data("redis-queue")
+    m = r.manifest
+    sts = {k: m.get("StatefulSet", f"{RELEASE}-broker-{k}") for k in ("redis", "sentinel")}
+    containers = {k: v["spec"]["template"]["spec"]["containers"][0] for k, v in sts.items()}
+    envs = {k: resolve_env(m, sts[k], containers[k]) for k in sts}
+    hosts = {envs["redis"]["MY_HOST"], envs["sentinel"]["MY_HOST"], *envs["redis"]["SENTINEL_HOSTS"].split()}
+    (tmp_path / "hosts").write_text("127.0.0.1 localhost\n" + "".join(f"127.0.0.1 {h}\n" for h in sorted(hosts)))
+    binds: dict[str, tuple[Path, bool]] = {"/etc/hosts": (tmp_path / "hosts", False)}
+    for k, c in containers.items():
+        spec = sts[k]["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        for vm in c["volumeMounts"]:
+            dest = os.path.realpath(vm["mountPath"])
+            if dest in binds:
+                continue
+            src = tmp_path / f"{k}-{vm['name']}"
+            src.mkdir()
+            vol = volumes.get(vm["name"], {})
+            if "configMap" in vol:
+                for key, text in r.configmaps[vol["configMap"]["name"]].items():
+                    (src / key).write_text(text)
+            Path(dest).mkdir(parents=True, exist_ok=True)  # bubblewrap cannot create it under a read-only root
+            binds[dest] = (src, "configMap" not in vol)
+    uid = containers["redis"]["securityContext"]["runAsUser"]
+    password_ = envs["redis"]["REDIS_PASSWORD"]
+
+    def launch(kind: str) -> str:
+        keep = {k: v for k, v in envs[kind].items()}
+        keep["PATH"] = "/usr/bin:/bin"
+        assigns = " ".join(shlex.quote(f"{k}={v}") for k, v in keep.items())
+        return f"env -i {assigns} {' '.join(map(shlex.quote, containers[kind]['command']))} > /tmp/{kind}.log 2>&1 &"
+
+    driver = "\n".join(
+        [
+            "set -u",
+            launch("redis"),
+            "for i in $(seq 100); do redis-cli -p 6379 ping 2>&1 | grep -q NOAUTH && break; sleep 0.1; done",
+            launch("sentinel"),
+            'for i in $(seq 100); do REDISCLI_AUTH="$P" redis-cli -p 26379 ping 2>/dev/null | grep -q PONG && break;'
+            " sleep 0.1; done",
+            'echo "noauth: $(redis-cli -p 6379 set k v 2>&1)"',
+            'echo "auth: $(REDISCLI_AUTH="$P" redis-cli -p 6379 set k v 2>&1)"',
+            'echo "role: $(REDISCLI_AUTH="$P" redis-cli -p 6379 info replication | grep ^role: | tr -d "\\r")"',
+            'echo "aof: $(REDISCLI_AUTH="$P" redis-cli -p 6379 config get appendonly | tail -n1)"',
+            'echo "master: $(REDISCLI_AUTH="$P" redis-cli -p 26379 sentinel get-master-addr-by-name "$MS" | head -n1)"',
+            'echo "files: $(ls /data)"',
+            "cat /tmp/redis.log /tmp/sentinel.log >&2",
+        ]
+    )
+    (tmp_path / "driver.sh").write_text(driver)
+    cmd = ["bwrap", "--unshare-user", "--unshare-net", "--uid", str(uid), "--gid", str(uid), "--ro-bind", "/", "/"]
+    cmd += ["--dev", "/dev", "--proc", "/proc", "--die-with-parent"]
+    for dest, (src, writable) in binds.items():
+        cmd += ["--bind" if writable else "--ro-bind", str(src), dest]
+    cmd += ["--ro-bind", str(tmp_path / "driver.sh"), "/tmp/driver.sh", "--chdir", "/", "--", "sh", "/tmp/driver.sh"]
+    proc = subprocess.run(
+        cmd,
+        env={"PATH": "/usr/bin:/bin", "P": password_, "MS": envs["redis"]["MASTER_SET"]},
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    out = dict(line.split(": ", 1) for line in proc.stdout.splitlines() if ": " in line)
+    assert proc.returncode == 0, proc.stderr
+    assert "NOAUTH" in out.get("noauth", ""), (out, proc.stderr[-2000:])
+    assert out["auth"] == "OK" and out["role"] == "role:master" and out["aof"] == "yes", (out, proc.stderr[-2000:])
+    assert out["master"] == envs["redis"]["DEFAULT_PRIMARY"], (out, proc.stderr[-2000:])
+    assert "appendonlydir" in out["files"], out
