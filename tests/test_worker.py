@@ -33,8 +33,8 @@ DLQ = "langflow.flow-runs.dlq"
 class WorkerProc:
     """One `python -m langflow_worker` process with its log and metrics port."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
-        self.metrics_port = servers.free_port()
+    def __init__(self, args: list[str], env: dict[str, str], log: Path, metrics_port: int | None = None) -> None:
+        self.metrics_port = metrics_port or servers.free_port()
         self.log = log
         full_env = {**os.environ, **env, "WORKER_METRICS_PORT": str(self.metrics_port), "PYTHONUNBUFFERED": "1"}
         with log.open("ab") as out:
@@ -78,9 +78,11 @@ def start_worker() -> Iterator[Callable[..., WorkerProc]]:
     procs: list[WorkerProc] = []
     with tempfile.TemporaryDirectory(prefix="lfp-worker-") as tmp:
 
-        def start(broker: str, url: str, *extra: str, wait_metrics: bool = True, **env: str) -> WorkerProc:
+        def start(
+            broker: str, url: str, *extra: str, wait_metrics: bool = True, metrics_port: int | None = None, **env: str
+        ) -> WorkerProc:
             args = ["--broker", broker, "--url", url, "--queue", QUEUE, "--dead-letter-queue", DLQ, *extra]
-            p = WorkerProc(args, env, Path(tmp) / f"worker-{len(procs)}.log")
+            p = WorkerProc(args, env, Path(tmp) / f"worker-{len(procs)}.log", metrics_port)
             procs.append(p)
             if wait_metrics:
                 servers.wait_for(
@@ -542,3 +544,46 @@ def test_rendered_ide_pod_with_redis_cache_and_job_queue_starts() -> None:
             assert lf.access_token(), "the superuser from the generated Secret logs in (auto-login is off)"
             assert lf.metrics_url and requests.get(lf.metrics_url, timeout=10).status_code == 200
             assert sum(r.client().info("keyspace").get(f"db{i}", {}).get("keys", 0) for i in (0, 1)) > 0
+
+
+@pytest.mark.timeout(120)
+def test_rendered_prestop_holds_langflow_until_the_worker_drained(
+    amqp: Any, rabbit: servers.RabbitMQ, start_worker: Any
+) -> None:
+    """The runtime's shutdown contract: on SIGTERM the worker finishes its in-flight job and exits, and the Langflow
+    container's preStop hook (the exact command the chart renders) returns only once the worker is gone — so the
+    pod's Langflow keeps serving the job being drained — and well within terminationGracePeriodSeconds."""
+    import threading
+
+    from tests.harness import helm
+    from tests.harness.langflow import find_container
+
+    port = servers.free_port()
+    m = helm.render_profile("prod", set_values={"runtime.worker.metricsPort": port})
+    sts = m.get("StatefulSet", "lf-runtime")
+    grace = sts["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    pre_stop = find_container(sts, "langflow")["lifecycle"]["preStop"]["exec"]["command"]
+    assert pre_stop[0] == "python" and f"127.0.0.1:{port}/metrics" in pre_stop[-1]
+    replies = reply_queue(amqp)
+    w = start_worker("rabbitmq", rabbit.url, "--executor", "sleep", "--sleep-seconds", "4", metrics_port=port)
+    publish(amqp, job("drain", replies))
+    w.wait_in_flight(1)
+    hook_done: list[float] = []
+    t0 = time.monotonic()
+
+    def run_hook() -> None:
+        subprocess.run([sys.executable, *pre_stop[1:]], timeout=grace, check=True)
+        hook_done.append(time.monotonic() - t0)
+
+    hook = threading.Thread(target=run_hook)
+    hook.start()  # the kubelet runs the preStop hook and signals the worker container at the same time
+    os.killpg(w.popen.pid, signal.SIGTERM)
+    assert w.popen.wait(30) == 0, w.tail()
+    worker_exit = time.monotonic() - t0
+    hook.join(30)
+    assert hook_done, "the preStop hook did not return"
+    assert worker_exit > 1, "the worker waited for its in-flight job"
+    assert hook_done[0] >= worker_exit - 0.1, "Langflow's preStop returned while the worker was still draining"
+    assert hook_done[0] < worker_exit + 5 and hook_done[0] < grace
+    results = drain(amqp, replies, 1, 5)
+    assert [r["job_id"] for _, r in results] == ["job-drain"]
