@@ -587,3 +587,21 @@ def test_rendered_prestop_holds_langflow_until_the_worker_drained(
     assert hook_done[0] < worker_exit + 5 and hook_done[0] < grace
     results = drain(amqp, replies, 1, 5)
     assert [r["job_id"] for _, r in results] == ["job-drain"]
+
+
+@pytest.mark.timeout(120)
+def test_worker_exits_promptly_when_the_broker_goes_away(start_worker: Any) -> None:
+    """A lost broker connection ends the worker with a non-zero code at once (even with a long job in flight),
+    so Kubernetes restarts the container; the job stays in Redis (the processing list) for redelivery."""
+    with servers.redis() as server:
+        client = server.client()
+        w = start_worker("redis", server.url, "--executor", "sleep", "--sleep-seconds", "60", "--worker-id", "gone")
+        client.lpush(QUEUE, json.dumps(job("long", "results")))
+        w.wait_in_flight(1)
+        assert client.llen(f"{QUEUE}:processing:gone") == 1
+        server.stop()
+        t0 = time.monotonic()
+        code = w.popen.wait(30)
+        assert code == 3, w.tail()
+        assert time.monotonic() - t0 < 15, "the worker did not wait for its 60 s job"
+        assert "broker connection lost" in w.log.read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -54,9 +55,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     broker = make_broker(c)
     broker.connect()
     log.info("consuming %s queue %r with %d slot(s), executor %s", c.broker, c.queue, c.prefetch, c.executor)
-    Worker(broker, executor, slots=c.prefetch, max_retries=c.max_retries, worker_id=c.worker_id, metrics=metrics).run(
-        stop
+    worker = Worker(
+        broker, executor, slots=c.prefetch, max_retries=c.max_retries, worker_id=c.worker_id, metrics=metrics
     )
+    try:
+        worker.run(stop)
+    except Exception:
+        # the broker connection is gone: jobs in flight cannot be acknowledged any more and will be redelivered;
+        # exit at once (without waiting for their threads) so Kubernetes restarts the container
+        log.exception("broker connection lost; exiting so the container restarts")
+        logging.shutdown()
+        os._exit(3)
     log.info("drained, exiting")
     return 0
 
