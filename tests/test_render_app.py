@@ -332,3 +332,32 @@ def test_several_langflow_workers_need_the_redis_job_queue() -> None:
         helm.render_profile("prod", set_values={"ide.langflow.workers": 2})
     m = helm.render_profile("redis-queue", set_values={"ide.langflow.workers": 2})
     assert env(container(m.get("Deployment", "lf-ide"), "langflow"))["LANGFLOW_WORKERS"] == "2"
+
+
+def test_connections_follow_the_contract_for_external_services(rendered_profiles: dict[str, helm.Manifest]) -> None:
+    m = rendered_profiles["external"]
+    e = env(container(m.get("Deployment", "lf-ide"), "langflow"))
+    assert e["LF_DATABASE_PASSWORD"]["secretKeyRef"] == {"name": "langflow-external-db", "key": "password"}
+    assert e["LF_VECTORSTORE_URL"] == "https://qdrant.example.internal:6333"
+    assert e["LF_VECTORSTORE_API_KEY"]["secretKeyRef"]["name"] == "langflow-external-vectorstore"
+    w = env(container(m.get("StatefulSet", "lf-runtime"), "worker"))
+    assert w["LF_BROKER_PASSWORD"]["secretKeyRef"] == {"name": "langflow-external-broker", "key": "password"}
+    auth = m.get("TriggerAuthentication", "lf-runtime")["spec"]["secretTargetRef"][0]
+    assert auth["name"] == "langflow-external-broker"
+    direct = helm.render_profile(
+        "prod",
+        set_values={
+            "global.database.host": "db.example.org",
+            "global.database.sslmode": "verify-full",
+            "global.database.port": 6432,
+            "global.broker.vhost": "lf",
+        },
+    )
+    e = env(container(direct.get("Deployment", "lf-ide"), "langflow"))
+    assert e["LANGFLOW_DATABASE_URL"].endswith("@db.example.org:6432/langflow?sslmode=verify-full")
+    w = env(container(direct.get("StatefulSet", "lf-runtime"), "worker"))
+    assert w["LF_BROKER_URL"] == "amqp://$(LF_BROKER_USERNAME):$(LF_BROKER_PASSWORD)@lf-broker:5672/lf"
+    trigger = direct.get("ScaledObject", "lf-runtime")["spec"]["triggers"][0]
+    assert trigger["metadata"]["vhostName"] == "lf"
+    default = env(container(rendered_profiles["prod"].get("StatefulSet", "lf-runtime"), "worker"))
+    assert default["LF_BROKER_URL"].endswith("@lf-broker:5672/%2F"), "vhost / is percent-encoded"
