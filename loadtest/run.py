@@ -126,6 +126,7 @@ def load_description(s: Settings, scale: float) -> dict[str, Any]:
         "queue_users": s.queue_users,
         "think_s": [s.think_min, s.think_max],
         "duration_s": s.duration,
+        "ramp_s": round(s.ramp * s.duration, 1) if s.ide_users else 0.0,
     }
 
 
