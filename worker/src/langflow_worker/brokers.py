@@ -310,6 +310,8 @@ class SQSBroker:
             AttributeNames=["ApproximateReceiveCount"],
             MessageAttributeNames=["All"],
         )
+        if not r.get("Messages") and int(timeout) == 0:
+            time.sleep(0.25)  # a short poll found nothing: pace the loop (SQS bills per request)
         out = []
         for m in r.get("Messages", []):
             corr = (m.get("MessageAttributes", {}).get("correlation_id") or {}).get("StringValue")
