@@ -138,6 +138,8 @@ def test_catalogue_comes_from_real_exporters(catalogue: mc.Catalogue) -> None:
         "pg_settings_max_connections": "prometheus-postgres-exporter (scraped)",
         "redis_up": "prometheus-redis-exporter (scraped)",
         "langflow_worker_jobs_in_flight": "langflow_worker (its exposition)",
+        "http_server_request_duration_seconds_bucket": mc.LANGFLOW_SOURCE,
+        "langflow_db_pool_connections_in_use": mc.LANGFLOW_SOURCE,
         "cnpg_pg_replication_lag": "cloudnative-pg module source",
         "cnpg_collector_up": "cloudnative-pg module source",
         "cnpg_backends_total": "cloudnative-pg module source",
@@ -146,6 +148,13 @@ def test_catalogue_comes_from_real_exporters(catalogue: mc.Catalogue) -> None:
     assert got == expect
     assert catalogue.metrics["rabbitmq_detailed_queue_messages_ready"] >= {"vhost", "queue"}
     assert catalogue.metrics["erlang_vm_dist_node_state"] >= {"peer"}
+
+
+def test_langflow_record_matches_the_live_scrape(catalogue: mc.Catalogue) -> None:
+    """alerts/catalogue/langflow.txt (the first scrape, kept as a record) still matches what Langflow exposes."""
+    recorded = set(mc.load_data_file(mc.CATALOGUE_DIR / "langflow.txt"))
+    live = {name for name, source in catalogue.sources.items() if source == mc.LANGFLOW_SOURCE}
+    assert recorded - live == set(), "Langflow no longer exposes these: update the rules/dashboards and the record"
 
 
 def test_keda_catalogue_matches_keda_source() -> None:

@@ -9,8 +9,9 @@ Where a real exporter runs on this machine the catalogue is built from its live 
 From real source code of the pinned versions (modules the toolchain downloads):
 - CloudNativePG v1.27 instance exporter (cnpg_*): its default-monitoring.yaml queries and collector source;
 - KEDA v2.20.2: the committed, cited alerts/catalogue/keda.txt, checked against prommetrics.go.
-From committed, cited data files (alerts/catalogue/*.txt): kube-state-metrics, kubelet/cAdvisor, Qdrant and
-Langflow 1.13 (scraped once from a real Langflow; see the file's header).
+- Langflow 1.13 itself (tests/harness/langflow.py's baseline process with its Prometheus port on).
+From committed, cited data files (alerts/catalogue/*.txt): kube-state-metrics, kubelet/cAdvisor, Qdrant, and
+Langflow 1.13's names as first scraped (kept as a record; the test checks it against the live scrape).
 
 `selectors(promql)` extracts (metric, label names) from every vector selector of an expression with a small
 tokenizer (functions, aggregations, grouping clauses, strings, durations and Grafana variables are skipped).
@@ -30,7 +31,7 @@ from pathlib import Path
 import requests
 import yaml
 
-from . import servers
+from . import langflow, servers
 from .paths import ROOT
 
 CATALOGUE_DIR = ROOT / "alerts" / "catalogue"
@@ -441,10 +442,31 @@ def worker_metrics() -> dict[str, frozenset[str] | None]:
     return parse_exposition(generate_latest(m.registry).decode())
 
 
+LANGFLOW_SOURCE = "langflow 1.13 (scraped)"
+
+
+def scrape_langflow(lf: langflow.LangflowProcess) -> dict[str, frozenset[str] | None]:
+    """A real Langflow's /metrics after a few requests (health probes, an API call with and without a token,
+    a 404), so the per-request families exist."""
+    lf.wait_healthy(timeout=300)
+    for path in ("/health", "/health_check", "/api/v1/version", "/api/v1/flows/", "/no-such-route"):
+        requests.get(f"{lf.base_url}{path}", timeout=30)
+    requests.get(f"{lf.base_url}/api/v1/flows/", headers=lf.headers(), timeout=30)
+    assert lf.metrics_url, "Langflow runs without its Prometheus port"
+    text = servers.wait_for(
+        lambda: _get_if(lf.metrics_url or "", "http_server_request_duration_seconds_bucket{"), 30, "Langflow metrics"
+    )
+    return parse_exposition(text)
+
+
 def build(base: Path) -> Catalogue:
-    """The whole catalogue (starts RabbitMQ, PostgreSQL, Redis and two exporters; ~40 s)."""
+    """The whole catalogue: starts Langflow, RabbitMQ, PostgreSQL, Redis and two exporters; about 1.5 minutes."""
     c = Catalogue()
     c.add("prometheus", dict(PROMETHEUS_SERIES))
+    # One server at a time: the harness picks free ports up front and Langflow binds its ports late, so a
+    # concurrent start can lose its port to another server's connection.
+    with langflow.baseline_process(overrides={"LANGFLOW_PROMETHEUS_ENABLED": "true"}, startup_timeout=300) as lf:
+        c.add(LANGFLOW_SOURCE, scrape_langflow(lf))
     c.add("rabbitmq-server 3.10 (scraped)", scrape_rabbitmq(base))
     c.add("prometheus-postgres-exporter (scraped)", scrape_postgres_exporter(base))
     c.add("prometheus-redis-exporter (scraped)", scrape_redis_exporter(base))
