@@ -318,6 +318,7 @@ def test_runtime_range_and_grace_validated() -> None:
 
 def test_flows_configmap_holds_loadable_flows(rendered_profiles: dict[str, helm.Manifest]) -> None:
     import json
+    import uuid
 
     cm = rendered_profiles["prod"].get("ConfigMap", "lf-runtime-flows")
     assert cm["data"], "the runtime ships at least one flow"
@@ -325,6 +326,9 @@ def test_flows_configmap_holds_loadable_flows(rendered_profiles: dict[str, helm.
         flow = json.loads(text)
         assert name.endswith(".json") and flow["data"]["nodes"], f"{name} is a Langflow flow export"
         assert flow.get("endpoint_name"), f"{name}: jobs address flows by endpoint name"
+        # Langflow 1.13 updates a loaded flow on restart only when the file's id matches the stored one
+        # (otherwise "Skipping flow update ... file id differs"): every built-in flow carries a fixed UUID
+        assert uuid.UUID(flow["id"]), f"{name}: a fixed flow id"
 
 
 def test_several_langflow_workers_need_the_redis_job_queue() -> None:

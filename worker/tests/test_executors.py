@@ -89,6 +89,13 @@ def test_langflow_errors_are_classified(server: tuple[str, Recorder], status: in
 
 
 @pytest.mark.timeout(30)
+def test_a_job_without_session_is_its_own_session(server: tuple[str, Recorder]) -> None:
+    url, rec = server
+    LangflowExecutor(url, "k", timeout=5).run(parse_job(b'{"job_id": "job-7", "flow": "f"}'))
+    assert rec.requests[0]["body"]["session_id"] == "job-7"
+
+
+@pytest.mark.timeout(30)
 def test_unreachable_langflow_is_retryable_and_wait_ready_times_out() -> None:
     from tests.harness.servers import free_port
 

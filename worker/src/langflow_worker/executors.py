@@ -67,8 +67,9 @@ class LangflowExecutor:
             "output_type": job.output_type,
             "tweaks": job.tweaks,
         }
-        if job.session_id:
-            body["session_id"] = job.session_id
+        # without a session id Langflow would put every run of a flow in one session (the flow id) and flows
+        # with memory would see each other's messages: a job is its own session unless the client names one
+        body["session_id"] = job.session_id or job.job_id
         url = f"{self.base}/api/v1/run/{job.flow}"
         try:
             r = self._session().post(url, params={"stream": "false"}, json=body, timeout=self.timeout)
