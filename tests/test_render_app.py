@@ -202,6 +202,8 @@ def test_runtime_statefulset_contract(profile: str, rendered_profiles: dict[str,
     assert e["LANGFLOW_BACKEND_ONLY"] == "true"
     assert e["LANGFLOW_LOAD_FLOWS_PATH"] == "/app/flows"
     assert e["LANGFLOW_API_KEY_SOURCE"] == "env"
+    # headless runtime: no starter projects, no Assistant endpoints (code-generating, LLM-backed)
+    assert e["LANGFLOW_CREATE_STARTER_PROJECTS"] == "false" and e["LANGFLOW_AGENTIC_EXPERIENCE"] == "false"
     assert e["LANGFLOW_API_KEY"] == w["WORKER_API_KEY"], "the worker sends the key the pod's Langflow checks"
     assert e["LANGFLOW_SECRET_KEY"]["secretKeyRef"]["name"] == "lf-ide-secrets", "same key as the IDE (shared DB)"
     assert {v["mountPath"] for v in lf["volumeMounts"]} >= {"/app/data", "/tmp", "/app/flows"}
