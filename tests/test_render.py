@@ -22,8 +22,13 @@ def test_profile_renders_objects(manifest: helm.Manifest) -> None:
         where = f"{manifest.source}: {obj['kind']}/{meta.get('name')}"
         assert meta.get("namespace") == "langflow" or obj["kind"] in {"ClusterRole", "ClusterRoleBinding"}, where
         labels = meta.get("labels", {})
-        for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/managed-by",
-                    "helm.sh/chart", "app.kubernetes.io/part-of"):
+        for key in (
+            "app.kubernetes.io/name",
+            "app.kubernetes.io/instance",
+            "app.kubernetes.io/managed-by",
+            "helm.sh/chart",
+            "app.kubernetes.io/part-of",
+        ):
             assert key in labels, f"{where}: label {key} missing"
 
 

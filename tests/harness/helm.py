@@ -63,9 +63,11 @@ def value_args(values: Iterable[Path | str] = (), set_values: Mapping[str, Any] 
     for v in values:
         args += ["-f", str(v)]
     for k, v in (set_values or {}).items():
-        args += ["--set-json", f"{k}={yaml.safe_dump(v, default_flow_style=True).strip()}"] if not isinstance(
-            v, str
-        ) else ["--set-string", f"{k}={v}"]
+        args += (
+            ["--set-json", f"{k}={yaml.safe_dump(v, default_flow_style=True).strip()}"]
+            if not isinstance(v, str)
+            else ["--set-string", f"{k}={v}"]
+        )
     return args
 
 
