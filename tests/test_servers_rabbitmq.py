@@ -11,9 +11,12 @@ is used as rendered.
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
 import threading
 import time
 import urllib.parse
+from pathlib import Path
 from typing import Any
 
 import pika
@@ -21,13 +24,18 @@ import pytest
 from pika.exceptions import AMQPError
 
 from tests.harness.data_tier import RabbitCluster, rabbitmq_cluster, rendered_data
-from tests.harness.servers import wait_for
+from tests.harness.langflow import resolve_env
+from tests.harness.servers import RABBITMQ_BIN, free_port, wait_for
+
+RECONCILIATION = "quorum_queue.continuous_membership_reconciliation"  # 3.13+ keys
 
 pytestmark = pytest.mark.servers
 
 RELEASE = "lf"
+NS = "langflow"
 MESSAGES = 3000
 STOP_AFTER = 800  # confirmed messages before the queue leader's node is stopped
+VHOST, QUEUE, DLQ = "/", "langflow.flow-runs", "langflow.flow-runs.dlq"  # the prod profile's global.broker
 
 
 @pytest.fixture(scope="module")
@@ -199,3 +207,168 @@ def test_three_nodes_cluster_with_quorum_queue_and_lose_nothing(
     )
     assert len(confirmed) >= STOP_AFTER + 100, "publishing did not continue after the node stopped"
     assert not lost, f"{len(lost)} confirmed messages lost, e.g. {sorted(lost)[:5]}"
+
+
+@pytest.mark.timeout(240)
+def test_node_boots_under_the_pod_contract(tmp_path: Path) -> None:
+    """One node as the StatefulSet runs it: the init container copies the cookie, then rabbitmq-server runs as
+    uid 999 on a read-only root with only the pod's volumes writable, with the rendered env (long node name),
+    config (Kubernetes peer discovery against a stand-in API that serves the headless Service's Endpoints) and
+    definitions from the Secret mount. Changed: the 3.13-only keys dropped, the API's port added (443 needs
+    privileges). The sandbox has its own network namespace; pod DNS names resolve to loopback in its /etc/hosts."""
+    r = rendered_data("prod")
+    m = r.manifest
+    sts = m.get("StatefulSet", f"{RELEASE}-broker")
+    spec = sts["spec"]["template"]["spec"]
+    init_c, c = spec["initContainers"][0], spec["containers"][0]
+    env = resolve_env(m, sts, c)
+    fqdn = env["RABBITMQ_NODENAME"].split("@", 1)[1]
+    (tmp_path / "hosts").write_text(f"127.0.0.1 localhost {fqdn} {fqdn.split('.')[0]}\n")
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    claims = {t["metadata"]["name"] for t in sts["spec"]["volumeClaimTemplates"]}
+    binds: dict[str, tuple[Path, bool]] = {"/etc/hosts": (tmp_path / "hosts", False)}
+    for vm in [*init_c["volumeMounts"], *c["volumeMounts"]]:
+        dest = vm["mountPath"]
+        if dest in binds:
+            continue
+        src = tmp_path / vm["name"]
+        src.mkdir(exist_ok=True)
+        vol = volumes.get(vm["name"], {})
+        data = (
+            r.configmaps[vol["configMap"]["name"]]
+            if "configMap" in vol
+            else r.secrets[vol["secret"]["secretName"]]
+            if "secret" in vol
+            else {}
+        )
+        source = vol.get("configMap") or vol.get("secret") or {}
+        items = source.get("items") or [{"key": k, "path": k} for k in data]
+        for item in items:
+            text = data[item["key"]]
+            if item["key"] == "rabbitmq.conf":  # Debian's 3.10 refuses the 3.13-only keys (see RABBITMQ_REPLACED)
+                text = "\n".join(line for line in text.splitlines() if not line.startswith(f"{RECONCILIATION}."))
+            (src / item["path"]).write_text(text)
+        writable = vm["name"] in claims or "emptyDir" in vol
+        binds[dest] = (src, writable)
+    # what the kubelet mounts because the pod sets automountServiceAccountToken (peer discovery reads it)
+    assert spec["automountServiceAccountToken"] is True
+    sa = tmp_path / "serviceaccount"
+    sa.mkdir()
+    (sa / "token").write_text("harness-token")
+    (sa / "namespace").write_text(NS)
+    (sa / "ca.crt").write_text(Path("/etc/ssl/certs/ca-certificates.crt").read_text())
+    binds["/run/secrets/kubernetes.io/serviceaccount"] = (sa, False)
+    # a stand-in Kubernetes API inside the sandbox: it serves the headless Service's Endpoints (this pod only),
+    # so peer discovery runs its real k8s code path; only its port differs (443 needs privileges here)
+    api_port = free_port()
+    api = tmp_path / "api"
+    api.mkdir()
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=kubernetes",
+            "-keyout",
+            str(api / "key.pem"),
+            "-out",
+            str(api / "cert.pem"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    headless = f"{RELEASE}-broker-headless"
+    endpoints = {"kind": "Endpoints", "subsets": [{"addresses": [{"ip": "127.0.0.1", "hostname": fqdn.split(".")[0]}]}]}
+    (api / "endpoints.json").write_text(json.dumps(endpoints))
+    (api / "server.py").write_text(
+        "import http.server, ssl, sys\n"
+        "class H(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        f"        ok = self.path.startswith('/api/v1/namespaces/{NS}/endpoints/{headless}')\n"
+        "        body = open('/run/api/endpoints.json', 'rb').read() if ok else b'{}'\n"
+        "        self.send_response(200 if ok else 404)\n"
+        "        self.send_header('Content-Type', 'application/json')\n"
+        "        self.end_headers()\n"
+        "        self.wfile.write(body)\n"
+        "        print('GET', self.path, file=sys.stderr, flush=True)\n"
+        f"s = http.server.HTTPServer(('127.0.0.1', {api_port}), H)\n"
+        "ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n"
+        "ctx.load_cert_chain('/run/api/cert.pem', '/run/api/key.pem')\n"
+        "s.socket = ctx.wrap_socket(s.socket, server_side=True)\n"
+        "s.serve_forever()\n"
+    )
+    binds["/run/api"] = (api, False)
+    k8s_host = next(
+        line.split("=", 1)[1].strip()
+        for line in (tmp_path / "config" / "rabbitmq.conf").read_text().splitlines()
+        if line.startswith("cluster_formation.k8s.host")
+    )
+    (tmp_path / "hosts").write_text(f"127.0.0.1 localhost {fqdn} {fqdn.split('.')[0]} {k8s_host}\n")
+    with (tmp_path / "config" / "rabbitmq.conf").open("a") as f:
+        f.write(f"\ncluster_formation.k8s.port = {api_port}\n")
+    # mount points the host lacks (bubblewrap cannot create them under a read-only root)
+    for dest in binds:
+        Path(dest).parent.mkdir(parents=True, exist_ok=True)
+        if not Path(dest).exists():
+            Path(dest).touch() if binds[dest][0].is_file() else Path(dest).mkdir(parents=True)
+    uid = c["securityContext"]["runAsUser"]
+    epmd = free_port()  # the sandbox has its own network namespace; a private epmd port keeps it tidy anyway
+
+    def bwrap(argv: list[str]) -> list[str]:
+        cmd = ["bwrap", "--unshare-user", "--unshare-net", "--unshare-pid", "--uid", str(uid), "--gid", str(uid)]
+        cmd += ["--ro-bind", "/", "/"]
+        cmd += ["--dev", "/dev", "--proc", "/proc", "--die-with-parent"]
+        # emptyDir/PVC first, so the PVC at /var/lib/rabbitmq/mnesia lands inside the emptyDir at /var/lib/rabbitmq
+        for dest, (src, writable) in sorted(binds.items(), key=lambda kv: len(kv[0])):
+            cmd += ["--bind" if writable else "--ro-bind", str(src), dest]
+        return [*cmd, "--chdir", "/", "--", *argv]
+
+    driver = "\n".join(
+        [
+            "set -u",
+            "/usr/bin/python3 /run/api/server.py 2> /tmp/api.log &",
+            # the init container, as rendered
+            " ".join(shlex.quote(a) for a in init_c["command"]),
+            # the main container: the image's server script with the rendered env
+            "env -i "
+            + " ".join(
+                shlex.quote(f"{k}={v}")
+                for k, v in {**env, "PATH": f"{RABBITMQ_BIN}:/usr/bin:/bin", "ERL_EPMD_PORT": str(epmd)}.items()
+            )
+            + f" {RABBITMQ_BIN}/rabbitmq-server > /tmp/server.log 2>&1 &",
+            "server=$!",
+            "ok=0",
+            "for i in $(seq 180); do",
+            "  kill -0 $server 2>/dev/null || break",
+            f"  if env HOME=/var/lib/rabbitmq ERL_EPMD_PORT={epmd} RABBITMQ_USE_LONGNAME=true"
+            f" {RABBITMQ_BIN}/rabbitmq-diagnostics -q -n {shlex.quote(env['RABBITMQ_NODENAME'])} check_running"
+            " >/dev/null 2>&1; then ok=1; break; fi",
+            "  sleep 1",
+            "done",
+            'echo "running: $ok"',
+            f"env HOME=/var/lib/rabbitmq ERL_EPMD_PORT={epmd} RABBITMQ_USE_LONGNAME=true {RABBITMQ_BIN}/rabbitmqctl -q"
+            f" -n {shlex.quote(env['RABBITMQ_NODENAME'])} list_queues -p {shlex.quote(VHOST)} name type"
+            " | sed 's/^/queue: /'",
+            'echo "cookie: $(stat -c %a /var/lib/rabbitmq/.erlang.cookie)"',
+            f"env HOME=/var/lib/rabbitmq ERL_EPMD_PORT={epmd} RABBITMQ_USE_LONGNAME=true {RABBITMQ_BIN}/rabbitmqctl -q"
+            f" -n {shlex.quote(env['RABBITMQ_NODENAME'])} stop >/dev/null 2>&1",
+            "sleep 2; cat /tmp/server.log /tmp/api.log >&2",
+        ]
+    )
+    (tmp_path / "driver.sh").write_text(driver)
+    cmd = bwrap(["sh", "/tmp/driver.sh"])
+    cmd[cmd.index("--chdir") : cmd.index("--chdir")] = ["--ro-bind", str(tmp_path / "driver.sh"), "/tmp/driver.sh"]
+    proc = subprocess.run(cmd, env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=220)
+    lines = proc.stdout.splitlines()
+    assert "running: 1" in lines, f"node did not boot:\n{proc.stdout}\n{proc.stderr[-4000:]}"
+    queues = {tuple(line.split()[1:3]) for line in lines if line.startswith("queue: ")}
+    assert (QUEUE, "quorum") in queues and (DLQ, "quorum") in queues, (queues, proc.stderr[-2000:])
+    assert "cookie: 600" in lines
+    assert f"/api/v1/namespaces/{NS}/endpoints/{RELEASE}-broker-headless" in proc.stderr, "peer discovery never asked"
