@@ -19,7 +19,9 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.harness import helm as helm_lib
 from tests.harness.cluster import Cluster
+from tests.harness.helm import HelmError
 from tests.harness.paths import COMPONENTS, ROOT, UMBRELLA, profile_file, profiles, tool
 
 pytestmark = pytest.mark.cluster
@@ -235,6 +237,27 @@ def test_profile_lifecycle(
 
 
 # ------------------------------------------------------------------------------- upgrade from an older chart
+STS_MUTABLE = {"replicas", "ordinals", "template", "updateStrategy", "revisionHistoryLimit",
+               "persistentVolumeClaimRetentionPolicy", "minReadySeconds"}  # fmt: skip
+
+
+def immutable_changes(old: helm_lib.Manifest, new: helm_lib.Manifest) -> dict[str, dict[str, Any]]:
+    """StatefulSet spec fields (other than the mutable ones) that differ between two renders."""
+    out: dict[str, dict[str, Any]] = {}
+    new_sts = {o["metadata"]["name"]: o for o in new.of_kind("StatefulSet")}
+    for o in old.of_kind("StatefulSet"):
+        n = new_sts.get(o["metadata"]["name"])
+        if n is None:
+            continue
+        keys = (set(o["spec"]) | set(n["spec"])) - STS_MUTABLE
+        diff = {
+            k: {"from": o["spec"].get(k), "to": n["spec"].get(k)} for k in keys if o["spec"].get(k) != n["spec"].get(k)
+        }
+        if diff:
+            out[o["metadata"]["name"]] = diff
+    return out
+
+
 def previous_chart_commit() -> tuple[str, str] | None:
     """The previous chart version to upgrade from: the newest git tag `langflow-platform-*` (a release), else
     the first commit whose runtime and IDE charts had workloads (the first "real" charts). (commit, label)."""
@@ -310,7 +333,17 @@ def test_upgrade_from_previous_chart_version(
     old_objects = release_objects(kube, ns)
     before = check_running(kube, ns, old_objects)
     old_secrets = secrets_data(kube, ns, old_objects)
-    helm_install(kube, ns, UMBRELLA, [profile_file("dev")])
+    try:
+        helm_install(kube, ns, UMBRELLA, [profile_file("dev")])
+    except HelmError as exc:
+        if "Forbidden" not in exc.stderr:
+            raise
+        old = helm_lib.template(chart, values=[values], release=RELEASE, namespace=ns)
+        new = helm_lib.template(UMBRELLA, values=[profile_file("dev")], release=RELEASE, namespace=ns)
+        pytest.fail(
+            f"helm upgrade from {label} to this chart is refused by the API server: {exc.stderr}\n"
+            f"StatefulSet fields that cannot change in place: {immutable_changes(old, new)}"
+        )
     new_objects = release_objects(kube, ns)
     after = check_running(kube, ns, new_objects)
     new_secrets = secrets_data(kube, ns, new_objects)

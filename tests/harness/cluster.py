@@ -273,10 +273,16 @@ def kwok_config(module: Path | None = None, spec: Path = KWOK_STAGES) -> tuple[s
     cluster_docs: list[dict[str, Any]] = []
     for rel in wanted["kustomize"]:
         for doc in _kustomize_docs(module / "kustomize" / rel):
-            if doc.get("metadata", {}).get("name") in wanted.get("exclude", []):
-                continue
+            name = doc.get("metadata", {}).get("name")
             if doc.get("apiVersion", "").startswith("kwok.x-k8s.io/"):
-                kwok_docs.append(doc)
+                if doc.get("kind") == "Stage" and name in wanted.get("delays", {}):
+                    old = doc["spec"].get("delay") or {}
+                    delay: dict[str, Any] = {"durationMilliseconds": int(wanted["delays"][name])}
+                    if "durationFrom" in old:
+                        delay["durationFrom"] = old["durationFrom"]
+                    doc["spec"]["delay"] = delay
+                if all((d["kind"], d["metadata"]["name"]) != (doc["kind"], name) for d in kwok_docs):
+                    kwok_docs.append(doc)  # metrics/usage includes metrics/resource again
             elif doc.get("kind") in wanted.get("clusterKinds", []):
                 cluster_docs.append(doc)
     for rel in wanted.get("files", []):
