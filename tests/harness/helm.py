@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -63,11 +64,7 @@ def value_args(values: Iterable[Path | str] = (), set_values: Mapping[str, Any] 
     for v in values:
         args += ["-f", str(v)]
     for k, v in (set_values or {}).items():
-        args += (
-            ["--set-json", f"{k}={yaml.safe_dump(v, default_flow_style=True).strip()}"]
-            if not isinstance(v, str)
-            else ["--set-string", f"{k}={v}"]
-        )
+        args += ["--set-json", f"{k}={json.dumps(v)}"] if not isinstance(v, str) else ["--set-string", f"{k}={v}"]
     return args
 
 
