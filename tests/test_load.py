@@ -26,8 +26,8 @@ from tests.harness.paths import REPORTS
 
 pytestmark = pytest.mark.load
 
-# short run: 20 IDE users and 2 flows/s (seed / 50), 30 s per system, 15 s of queued runs
-ARGS = ["--duration", "30", "--queue-duration", "15", "--scale", "50", "--think", "1", "3"]
+# short run: 10 IDE users and 1 flow/s (seed / 100), 30 s per system, 15 s of queued runs
+ARGS = ["--duration", "30", "--queue-duration", "15", "--scale", "100", "--think", "1", "3"]
 KEYS = ("runtime_p95_ms", "ide_p95_ms", "flows_per_s", "error_rate", "requests", "users")
 
 
