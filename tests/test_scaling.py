@@ -60,7 +60,7 @@ RELEASE = "lf"
 LOOPBACK_SECRET = "lf-broker-loopback"
 SLEEP_SECONDS = 0.5  # one job per 0.5 s per worker: 10 workers drain 20 jobs/s
 BURST_RATE = 40.0  # jobs/s: twice what 10 workers consume
-BURST_SECONDS = 45.0
+BURST_SECONDS = 30.0
 RESULTS_QUEUE = "scaling-test.results"
 HPA_SYNC_S = 15.0  # kube-controller-manager --horizontal-pod-autoscaler-sync-period (cluster.py sets it)
 SAMPLE_SLACK_S = 2.0  # sampling interval + API latency of the recorder
@@ -98,6 +98,16 @@ def broker(prod_render: tuple[helm_lib.Manifest, helm_lib.Manifest, Path]) -> It
         config="collect_statistics_interval = 1000",  # unacked counts from the management API, sampled each second
     ) as node:
         yield node, data
+
+
+def declare_results_queue(url: str) -> None:
+    import pika
+
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        conn.channel().queue_declare(RESULTS_QUEUE, durable=True)
+    finally:
+        conn.close()
 
 
 def queue_depth(node: RabbitMQ, queue: str) -> tuple[int, int]:
@@ -183,11 +193,7 @@ def test_runtime_scales_on_queue_depth_per_policy(
               "--wait", "--timeout", "5m", timeout=400)  # fmt: skip
 
     # results come back on a queue of our own (jobs carry reply_to), so every job can be accounted for
-    import pika
-
-    conn = pika.BlockingConnection(pika.URLParameters(loopback_url))
-    conn.channel().queue_declare(RESULTS_QUEUE, durable=True)
-    conn.close()
+    declare_results_queue(loopback_url)
 
     from kubernetes import client
 
@@ -242,7 +248,7 @@ def test_runtime_scales_on_queue_depth_per_policy(
             published = publish_steps(
                 loopback_url,
                 queue,
-                [Step(10, 0), Step(BURST_SECONDS, BURST_RATE)],
+                [Step(5, 0), Step(BURST_SECONDS, BURST_RATE)],
                 RESULTS_QUEUE,
                 clock,
                 stop,
@@ -355,3 +361,165 @@ def test_runtime_scales_on_queue_depth_per_policy(
     assert changes[-1][1] == min_r, f"ended at {changes[-1][1]} replicas, not {min_r}"
     assert not lost, f"{len(lost)} of {len(published.job_ids)} jobs have no successful result"
     assert report["dead_lettered"] == 0, f"{report['dead_lettered']} jobs were dead-lettered"
+
+
+# ----------------------------------------------------------------------------------------- other profiles
+def _install(kube: Cluster, ns: str, profile: str, values: dict[str, Any], tmp: Path) -> helm_lib.Manifest:
+    path = tmp / f"{profile}-override.yaml"
+    path.write_text(yaml.safe_dump(values))
+    kube.helm("install", RELEASE, str(UMBRELLA), "-n", ns, "-f", str(profile_file(profile)), "-f", str(path),
+              "--wait", "--timeout", "5m", timeout=400)  # fmt: skip
+    return helm_lib.render_profile(profile, values=[path], namespace=ns)
+
+
+def _secret(ns: str, **data: str) -> dict[str, Any]:
+    """The broker Secret with the host override (same keys as the broker chart's Secret)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": LOOPBACK_SECRET, "namespace": ns},
+        "stringData": data,
+    }
+
+
+def _sts_replicas(kube: Cluster, ns: str, name: str) -> Callable[[], tuple[int | None, int | None, int | None]]:
+    from kubernetes import client
+
+    apps = client.AppsV1Api(kube.api_client())
+
+    def read() -> tuple[int | None, int | None, int | None]:
+        s = apps.read_namespaced_stateful_set(name, ns)
+        return s.spec.replicas, s.status.replicas, s.status.ready_replicas or 0
+
+    return read
+
+
+@pytest.mark.timeout(600)
+def test_scale_to_zero_profile_wakes_on_first_job_and_sleeps_after_cooldown(
+    kube: Cluster,
+    namespace_factory: Callable[[str], str],
+    broker: tuple[RabbitMQ, dict[str, str]],
+    tmp_path: Path,
+) -> None:
+    """scale-to-zero profile: 0 replicas while the queue is empty, 0 -> 1+ on the first jobs (KEDA activation),
+    back to 0 once the queue has been empty for cooldownPeriod. The cooldown is shortened from the profile's
+    120 s to 30 s for this test (the main test keeps prod's policy untouched); everything else is as rendered."""
+    if kube.kind != "local":
+        pytest.skip("the scaling layer runs KEDA and the workers on the host: it needs --cluster local")
+    node, creds = broker
+    cooldown = 30
+    rendered = helm_lib.render_profile("scale-to-zero").get("ScaledObject", f"{RELEASE}-runtime")["spec"]
+    assert rendered["minReplicaCount"] == 0 and rendered["cooldownPeriod"] >= cooldown
+    ns = namespace_factory("scale-to-zero")
+    url = f"amqp://{creds['username']}:{creds['password']}@127.0.0.1:{node.amqp_port}/%2F"
+    kube.apply([_secret(ns, username=creds["username"], password=creds["password"], **{"amqp-url": url})])
+    declare_results_queue(url)
+    manifest = _install(
+        kube, ns, "scale-to-zero", {**BROKER_OVERRIDE, "runtime": {"keda": {"cooldownPeriod": cooldown}}}, tmp_path
+    )
+    so = manifest.get("ScaledObject", f"{RELEASE}-runtime")
+    queue = rabbitmq_trigger(so)["metadata"]["queueName"]
+    polling = float(so["spec"]["pollingInterval"])
+    sts_name = so["spec"]["scaleTargetRef"]["name"]
+    selector = ",".join(
+        f"{k}={v}" for k, v in manifest.get("StatefulSet", sts_name)["spec"]["selector"]["matchLabels"].items()
+    )
+    clock_t0 = time.monotonic()
+    with keda(kube):
+        pool = WorkerPool(kube.api_client, ns, selector, lambda pod: worker_command(url, queue, SLEEP_SECONDS, pod),
+                          tmp_path / "workers")  # fmt: skip
+        probe = QueueProbe(url, queue)
+        rec = Recorder(
+            clock=lambda: round(time.monotonic() - clock_t0, 2),
+            queue_depth=probe,
+            workload=_sts_replicas(kube, ns, sts_name),
+            hpa=lambda: (None, None),
+            workers=lambda: len(pool.processes),
+        )
+        pool.start()
+        rec.start()
+        stop = threading.Event()
+        try:
+            rec.wait_until(lambda s: s.spec_replicas == 0 and s.workers == 0, cooldown + polling + 60, "0 replicas")
+            published = publish_steps(url, queue, [Step(2, 10)], RESULTS_QUEUE, rec.clock, stop)
+            woke = rec.wait_until(lambda s: (s.spec_replicas or 0) >= 1, polling + 60, "activation (0 -> 1)")
+            drained = rec.wait_until(lambda s: s.queue_ready == 0 and s.t > woke.t, 120, "the queue to drain")
+            slept = rec.wait_until(lambda s: s.spec_replicas == 0 and s.t > drained.t, cooldown + polling + 90,
+                                   "back to 0 replicas")  # fmt: skip
+        finally:
+            stop.set()
+            rec.stop()
+            probe.close()
+            pool.stop()
+    results = collect_results(url, RESULTS_QUEUE, len(published.job_ids), 60)
+    assert not pool.errors, pool.errors
+    assert woke.t - (published.burst_start or 0) <= polling + 15, (
+        f"woke {woke.t - (published.burst_start or 0):.1f}s after the first job"
+    )
+    assert slept.t - drained.t >= cooldown - polling, f"scaled to 0 {slept.t - drained.t:.1f}s after the queue emptied"
+    assert all(results.get(j, {}).get("status") == "ok" for j in published.job_ids), "jobs lost"
+
+
+@pytest.mark.timeout(600)
+def test_redis_list_trigger_scales_runtime_on_list_length(
+    kube: Cluster, namespace_factory: Callable[[str], str], tmp_path: Path
+) -> None:
+    """redis-queue profile: KEDA's redis trigger reads the list length on a real Redis and the runtime scales out
+    per the rendered up-policy to its maximum; real Redis workers drain the list. Host override: the trigger's
+    `address` comes from global.broker.host/port, set to the loopback Redis."""
+    if kube.kind != "local":
+        pytest.skip("the scaling layer runs KEDA and the workers on the host: it needs --cluster local")
+    from tests.harness.servers import redis as redis_server
+
+    with redis_server() as r:
+        ns = namespace_factory("redis-queue")
+        kube.apply([_secret(ns, username="default", password=r.password or "", **{"redis-url": r.url})])
+        override = {"global": {"broker": {"existingSecret": LOOPBACK_SECRET, "host": "127.0.0.1", "port": r.port}}}
+        manifest = _install(kube, ns, "redis-queue", override, tmp_path)
+        so = manifest.get("ScaledObject", f"{RELEASE}-runtime")
+        trig = next(t for t in so["spec"]["triggers"] if t["type"] == "redis")
+        assert trig["metadata"]["address"] == f"127.0.0.1:{r.port}"
+        queue = trig["metadata"]["listName"]
+        spec = so["spec"]
+        min_r, max_r = int(spec["minReplicaCount"]), int(spec["maxReplicaCount"])
+        behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+        sts_name = spec["scaleTargetRef"]["name"]
+        selector = ",".join(
+            f"{k}={v}" for k, v in manifest.get("StatefulSet", sts_name)["spec"]["selector"]["matchLabels"].items()
+        )
+        results_list = "scaling-test.results"
+        jobs = [json.dumps({"job_id": f"r{i}", "flow": "scaling-test", "reply_to": results_list}) for i in range(900)]
+        clock_t0 = time.monotonic()
+        client_ = r.client()
+        with keda(kube):
+            pool = WorkerPool(kube.api_client, ns, selector,
+                              lambda pod: worker_command(r.url, queue, SLEEP_SECONDS, pod, broker="redis"),
+                              tmp_path / "workers")  # fmt: skip
+            rec = Recorder(
+                clock=lambda: round(time.monotonic() - clock_t0, 2),
+                queue_depth=lambda: (int(r.client().llen(queue)), 0),
+                workload=_sts_replicas(kube, ns, sts_name),
+                hpa=lambda: (None, None),
+                workers=lambda: len(pool.processes),
+            )
+            pool.start()
+            rec.start()
+            try:
+                rec.wait_until(lambda s: s.spec_replicas == min_r and s.workers == min_r, 120, f"{min_r} workers")
+                t_push = rec.clock()
+                client_.lpush(queue, *jobs)
+                rec.wait_until(lambda s: (s.spec_replicas or 0) >= max_r, 240, f"{max_r} replicas")
+                rec.wait_until(lambda s: s.queue_ready == 0, 240, "the list to drain")
+                wait_for(lambda: client_.llen(results_list) >= len(jobs), 60, "every result")
+            finally:
+                rec.stop()
+                pool.stop()
+        changes = replica_changes(rec.samples)
+        first_up = next(t for (t, v), (_, prev) in zip(changes[1:], changes, strict=False) if v > prev)
+        done = {json.loads(x)["job_id"] for x in client_.lrange(results_list, 0, -1)}
+        assert not pool.errors, pool.errors
+        assert first_up - t_push <= float(spec.get("pollingInterval", 30)) + 15
+        violations = check_rates(changes, behavior, slack_s=SAMPLE_SLACK_S)
+        assert not violations, "\n".join(v.what for v in violations)
+        assert max(v for _, v in changes) == max_r
+        assert done == {f"r{i}" for i in range(len(jobs))}, f"{len(jobs) - len(done)} jobs without a result"

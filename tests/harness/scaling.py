@@ -137,14 +137,14 @@ def check_rates(
 
 
 # ----------------------------------------------------------------------------------------------- workers
-def worker_command(url: str, queue: str, sleep_seconds: float, worker_id: str) -> list[str]:
+def worker_command(url: str, queue: str, sleep_seconds: float, worker_id: str, broker: str = "rabbitmq") -> list[str]:
     """The app engineer's worker (CLI contract: worker/README.md), sleep executor, one slot."""
     return [
         sys.executable,
         "-m",
         "langflow_worker",
         "--broker",
-        "rabbitmq",
+        broker,
         "--url",
         url,
         "--queue",
