@@ -161,13 +161,13 @@ python_deps() {
 
 # Langflow lives in its own venv (1.8 GB, ~460 packages), cached per version outside the clone.
 langflow() {
-  local venv="$CACHE/langflow-$LANGFLOW_VERSION"
-  if [ ! -x "$venv/bin/langflow" ]; then
+  local venv="$CACHE/langflow-$LANGFLOW_VERSION" spec="langflow[postgresql]==$LANGFLOW_VERSION"
+  if [ "$(cat "$venv/.lfp-spec" 2>/dev/null)" != "$spec" ]; then
     python_deps
-    step "langflow $LANGFLOW_VERSION: installing into $venv with uv (about 30 s warm, a few minutes cold)"
-    rm -rf "$venv"
-    "$ROOT/.venv/bin/uv" venv -q --python "${PYTHON:-python3}" "$venv"
-    VIRTUAL_ENV="$venv" "$ROOT/.venv/bin/uv" pip install -q --python "$venv/bin/python" "langflow==$LANGFLOW_VERSION"
+    step "langflow: installing $spec into $venv with uv (about 30 s warm, a few minutes cold)"
+    [ -x "$venv/bin/python" ] || "$ROOT/.venv/bin/uv" venv -q --python "${PYTHON:-python3}" "$venv"
+    VIRTUAL_ENV="$venv" "$ROOT/.venv/bin/uv" pip install -q --python "$venv/bin/python" "$spec"
+    printf '%s' "$spec" > "$venv/.lfp-spec"
   fi
   ln -sfn "$venv" "$TOOLS_DIR/langflow-venv"
 }
