@@ -108,10 +108,11 @@ def find_workload(manifest: Manifest, workload: str) -> dict[str, Any]:
 
 
 def find_container(workload: dict[str, Any], name: str | None = None) -> dict[str, Any]:
-    """The named container, else the one running Langflow (image or command mentions langflow, not a worker)."""
+    """The named container (or initContainer), else the one running Langflow (image or command mentions langflow,
+    not a worker)."""
     containers = workload["spec"]["template"]["spec"]["containers"]
     if name:
-        for c in containers:
+        for c in [*containers, *(workload["spec"]["template"]["spec"].get("initContainers") or [])]:
             if c["name"] == name:
                 return c
         raise LangflowError(f"{workload['metadata']['name']}: no container {name!r}")
@@ -525,6 +526,50 @@ class LangflowProcess:
         return list(r.json())
 
 
+def run_init_containers(
+    manifest: Manifest,
+    workload: str,
+    *,
+    root: Path,
+    endpoints: Endpoints | None = None,
+    state_dir: Path | None = None,
+    timeout: float = 300,
+) -> None:
+    """Run the workload's initContainers in order, each to completion under bubblewrap with its own contract.
+
+    They share `root`'s volumes with the containers started later under the same root (emptyDirs are
+    root/volumes/<name>), as in the pod. Raises with the log's tail when one exits non-zero or times out."""
+    obj = find_workload(manifest, workload)
+    for ic in obj["spec"]["template"]["spec"].get("initContainers") or []:
+        contract = pod_contract(
+            manifest, workload, container=ic["name"], endpoints=endpoints, root=root, state_dir=state_dir
+        )
+        argv = [_executable(contract.command[0], ic), *contract.command[1:]]
+        env = {"PATH": f"{LANGFLOW_VENV / 'bin'}:/usr/local/bin:/usr/bin:/bin", "HOME": IMAGE_HOME, "LANG": "C.UTF-8"}
+        log = root / f"{workload}-init-{ic['name']}.log"
+        _mountpoints(contract.mounts)
+        with log.open("ab") as out:
+            popen = subprocess.Popen(
+                bwrap_command(contract, argv),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**env, **contract.env},
+                start_new_session=True,
+            )
+            try:
+                rc = popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(popen.pid, signal.SIGKILL)
+                popen.wait(10)
+                rc = None
+        if rc != 0:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+            status = f"exited with {rc}" if rc is not None else f"did not finish within {timeout:.0f}s"
+            raise LangflowError(f"initContainer {contract.name} {status}\n--- {log} ---\n{tail}")
+
+
 def _start(
     name: str,
     contract: PodContract,
@@ -598,7 +643,8 @@ def langflow_process(
     `endpoints` maps in-cluster Service names to loopback ports; `overrides` replaces env values last (use it
     sparingly: each override is a place where the harness differs from the chart). Yields once
     `health_path` answers (None: do not wait, e.g. for a worker container). Stops the process on exit;
-    `keep_logs` copies its log there.
+    `keep_logs` copies its log there. The pod's initContainers run first when the Langflow container starts
+    (it stands for the pod; a sidecar started on its own, e.g. the worker, joins that pod).
     """
     root = Path(tempfile.mkdtemp(prefix=f"lfp-langflow-{workload}-"))
     try:
@@ -606,6 +652,8 @@ def langflow_process(
             manifest, workload, container=container, endpoints=endpoints, root=root, state_dir=state_dir
         )
         name = f"{workload}-{contract.container['name']}"
+        if contract.container is find_container(contract.workload):
+            run_init_containers(manifest, workload, root=root, endpoints=endpoints, state_dir=state_dir)
         yield from _start(
             name, contract, root, port or free_port(), dict(overrides or {}), startup_timeout, health_path
         )
@@ -682,4 +730,12 @@ def flow_files(manifest: Manifest, workload: str = "runtime") -> dict[str, str]:
         if vm["mountPath"].rstrip("/") == flows_path.rstrip("/") and "configMap" in volumes.get(vm["name"], {}):
             data = _lookup(manifest, "ConfigMap", volumes[vm["name"]]["configMap"]["name"]) or {}
             return {k: v for k, v in data.items() if k.endswith(".json")}
-    raise LangflowError(f"{obj['metadata']['name']}: no ConfigMap volume mounted at {flows_path}")
+        if vm["mountPath"].rstrip("/") == flows_path.rstrip("/") and "emptyDir" in volumes.get(vm["name"], {}):
+            # written by an initContainer (the runtime's fill-component-code): run it, read what it wrote
+            root = Path(tempfile.mkdtemp(prefix="lfp-flow-files-"))
+            try:
+                run_init_containers(manifest, workload, root=root)
+                return {p.name: p.read_text() for p in sorted((root / "volumes" / vm["name"]).glob("*.json"))}
+            finally:
+                shutil.rmtree(root, ignore_errors=True)
+    raise LangflowError(f"{obj['metadata']['name']}: no ConfigMap or emptyDir volume mounted at {flows_path}")

@@ -1,0 +1,82 @@
+"""Fill the component code of code-less Langflow flow files from the Langflow installed alongside.
+
+Why: a Langflow flow export embeds the full source of every built-in component it uses
+(`data.nodes[].data.node.template.code.value`). This repository commits flows with those values emptied
+(upstream code is not committed here); the runtime pod's initContainer runs this script with the Langflow image's
+own Python before Langflow starts, so Langflow loads flows whose code is exactly what the installed version would
+put into a fresh export.
+
+How: the component registry is built by Langflow's own loader (`lfx.interface.components.
+import_langflow_components`, the built-in component index Langflow loads at start) and flattened with the aliases
+Langflow resolves node types by (`lfx.utils.component_aliases.flatten_components_with_aliases`, as
+`update_projects_components_with_latest_component_versions` does). For every node whose `template.code.value` is
+empty, the registry entry of the node's `data.type` gives `template.code.value`. Nodes that already carry code (a
+custom component in `flows.extra`, or a full export) are left untouched.
+
+Fails loudly: exit status 1 and a message naming the flow file and node type when a code-less node's type is not
+in the registry (extension-bundle and custom components are not in the built-in index: keep their code in the
+flow). Every other key of a flow is copied unchanged.
+
+Usage: python fill_component_code.py SRC_DIR DEST_DIR   (every SRC_DIR/*.json is written to DEST_DIR/)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def component_registry() -> dict[str, Any]:
+    """Langflow's built-in components by node type (and alias), as Langflow builds them at start."""
+    from lfx.interface.components import import_langflow_components
+    from lfx.utils.component_aliases import flatten_components_with_aliases
+
+    loaded = asyncio.run(import_langflow_components())
+    return flatten_components_with_aliases(loaded["components"])
+
+
+def fill_flow(flow: dict[str, Any], registry: dict[str, Any]) -> tuple[int, list[str]]:
+    """Fill the empty code fields of `flow` in place; returns (fields filled, node types not in the registry)."""
+    filled, unknown = 0, []
+    for node in flow.get("data", {}).get("nodes", []):
+        data = node.get("data") or {}
+        code = ((data.get("node") or {}).get("template") or {}).get("code")
+        if not isinstance(code, dict) or code.get("value"):
+            continue
+        node_type = data.get("type")
+        entry = registry.get(node_type) if isinstance(node_type, str) else None
+        value = ((entry or {}).get("template") or {}).get("code", {}).get("value")
+        if not value:
+            unknown.append(f"{node_type} (node {node.get('id')})")
+            continue
+        code["value"] = value
+        filled += 1
+    return filled, unknown
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: fill_component_code.py SRC_DIR DEST_DIR", file=sys.stderr)
+        return 2
+    src, dest = Path(argv[0]), Path(argv[1])
+    files = sorted(src.glob("*.json"))
+    registry = component_registry()
+    failures = []
+    for path in files:
+        flow = json.loads(path.read_text())
+        filled, unknown = fill_flow(flow, registry)
+        if unknown:
+            failures.append(f"{path.name}: no Langflow component for node type {', '.join(unknown)}")
+            continue
+        (dest / path.name).write_text(json.dumps(flow, ensure_ascii=False))
+        print(f"{path.name}: filled the code of {filled} node(s)")
+    for failure in failures:
+        print(f"fill_component_code: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
