@@ -241,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     base = load_settings(args)
     t0 = time.monotonic()
+    load_before = os.getloadavg()
     result = run_remote(args, base, args.out) if args.host else run_local(args, base, args.out)
     ours = result["ours"]
     baseline = result.get("baseline")
@@ -259,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         "start_seconds": result.get("start_seconds"),
         "profile": result.get("profile"),
         "wall_seconds": round(time.monotonic() - t0, 1),
+        # context for the numbers: a shared machine's load changes latencies more than anything else
+        "machine": {"cpus": os.cpu_count(), "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
         "host": args.host or "local",
     }
     (args.out / "load.json").write_text(json.dumps(doc, indent=2) + "\n")
@@ -269,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     report.plot(systems, args.out)
     print(report.table(ours, baseline))
+    print(f"machine: {os.cpu_count()} CPUs, load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after")
     if result.get("queue"):
         q = result["queue"]
         print(
