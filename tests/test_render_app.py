@@ -325,12 +325,85 @@ def test_flows_configmap_holds_loadable_flows(rendered_profiles: dict[str, helm.
     cm = rendered_profiles["prod"].get("ConfigMap", "lf-runtime-flows")
     assert cm["data"], "the runtime ships at least one flow"
     for name, text in cm["data"].items():
+        if name == "fill_component_code.py":  # the initContainer's script (see below)
+            continue
         flow = json.loads(text)
         assert name.endswith(".json") and flow["data"]["nodes"], f"{name} is a Langflow flow export"
         assert flow.get("endpoint_name"), f"{name}: jobs address flows by endpoint name"
         # Langflow 1.13 updates a loaded flow on restart only when the file's id matches the stored one
         # (otherwise "Skipping flow update ... file id differs"): every built-in flow carries a fixed UUID
         assert uuid.UUID(flow["id"]), f"{name}: a fixed flow id"
+
+
+def _code_values(flow: dict[str, Any]) -> list[str]:
+    """Every code field's value in a flow (the component source a Langflow export embeds)."""
+    return [
+        f.get("value")
+        for n in flow["data"]["nodes"]
+        for f in n["data"]["node"]["template"].values()
+        if isinstance(f, dict) and f.get("type") == "code"
+    ]
+
+
+def test_committed_flows_carry_no_upstream_code(rendered_profiles: dict[str, helm.Manifest]) -> None:
+    """Upstream code is never committed: a flow export must be committed with its code fields emptied (the
+    runtime's initContainer fills them from the installed Langflow)."""
+    import json
+
+    from tests.harness.paths import ROOT
+
+    files = sorted((ROOT / "charts/langflow-runtime/files/flows").glob("*.json"))
+    cm = rendered_profiles["prod"].get("ConfigMap", "lf-runtime-flows")
+    assert files and {f.name for f in files} <= set(cm["data"])
+    for f in files:
+        codes = _code_values(json.loads(f.read_text()))
+        assert codes, f"{f.name}: an export has a code field per node"
+        assert not any(codes), f"{f.name}: commit the flow with every template.code.value emptied"
+    for name, text in cm["data"].items():
+        if name.endswith(".json"):
+            assert not any(_code_values(json.loads(text))), name
+
+
+@pytest.mark.parametrize("profile", profiles())
+def test_runtime_flows_are_filled_by_an_init_container(
+    profile: str, rendered_profiles: dict[str, helm.Manifest]
+) -> None:
+    from tests.harness.paths import ROOT
+
+    m = rendered_profiles[profile]
+    sts = m.get("StatefulSet", "lf-runtime")
+    pod = sts["spec"]["template"]["spec"]
+    lf = container(sts, "langflow")
+    (init,) = pod["initContainers"]
+    assert init["name"] == "fill-component-code"
+    # the same image (its Langflow package is the one that runs the flows), context and resources
+    assert init["image"] == lf["image"]
+    assert init["securityContext"] == lf["securityContext"] and init["securityContext"]["readOnlyRootFilesystem"]
+    assert init["resources"] == lf["resources"]
+    flows_path = env(lf)["LANGFLOW_LOAD_FLOWS_PATH"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    init_mounts = {vm["mountPath"]: vm for vm in init["volumeMounts"]}
+    lf_mounts = {vm["mountPath"]: vm for vm in lf["volumeMounts"]}
+    # the initContainer writes the emptyDir Langflow loads flows from (read-only there)
+    out = init_mounts[flows_path]
+    assert not out.get("readOnly") and "emptyDir" in volumes[out["name"]]
+    assert lf_mounts[flows_path]["name"] == out["name"] and lf_mounts[flows_path]["readOnly"] is True
+    assert "/tmp" in init_mounts and "emptyDir" in volumes[init_mounts["/tmp"]["name"]]
+    # ... from the flows ConfigMap, which also carries the script it runs
+    python, script, src, dest = init["command"]
+    assert python == "python" and dest == flows_path
+    src_vm = init_mounts[src]
+    assert src_vm["readOnly"] is True and volumes[src_vm["name"]]["configMap"]["name"] == "lf-runtime-flows"
+    assert script == f"{src}/fill_component_code.py"
+    cm = m.get("ConfigMap", "lf-runtime-flows")
+    shipped = (ROOT / "charts/langflow-runtime/files/fill_component_code.py").read_text()
+    assert cm["data"]["fill_component_code.py"] == shipped.rstrip("\n")
+
+
+def test_runtime_without_flows_has_no_init_container() -> None:
+    sts = helm.render_profile("dev", set_values={"runtime.flows.enabled": False}).get("StatefulSet", "lf-runtime")
+    assert "initContainers" not in sts["spec"]["template"]["spec"]
+    assert "LANGFLOW_LOAD_FLOWS_PATH" not in env(container(sts, "langflow"))
 
 
 def test_several_langflow_workers_need_the_redis_job_queue() -> None:

@@ -350,7 +350,8 @@ def test_redis_failures_retry_then_dead_letter_and_poison(
 # ------------------------------------------------------------------------ the chart's runtime pod, for real
 @pytest.mark.timeout(900)
 def test_rendered_runtime_pod_runs_jobs_on_real_langflow() -> None:
-    """The dev profile's runtime pod as processes: Langflow (backend image's settings, flows from the ConfigMap,
+    """The dev profile's runtime pod as processes: its initContainer fills the component code of the ConfigMap's
+    flows into an emptyDir, then Langflow (backend image's settings, flows from that emptyDir,
     API key from the Secret) and the worker container, both under bubblewrap with the pod's uid and mounts, env
     taken from the rendered StatefulSet; real PostgreSQL and RabbitMQ with the rendered credentials. Jobs for the
     chart's echo flow come back with Langflow's real output; the throughput is printed (one worker, prefetch 4)."""
@@ -410,6 +411,67 @@ def test_rendered_runtime_pod_runs_jobs_on_real_langflow() -> None:
                     assert text == f"echo {r['job_id'][4:]}", "Langflow's echo flow returned the job's input"
                     assert r["worker"].startswith("lf-runtime") or r["worker"] == "harness"
                 print(f"\nworker + real Langflow: {n} jobs in {elapsed:.1f}s = {n / elapsed:.1f} jobs/s (prefetch 4)")
+
+
+# --------------------------------------------------------------- the runtime's flows get their code at start
+FILL_SCRIPT = ROOT / "charts/langflow-runtime/files/fill_component_code.py"
+CHART_FLOWS = ROOT / "charts/langflow-runtime/files/flows"
+
+
+def run_fill(src: Path, dest: Path) -> subprocess.CompletedProcess[str]:
+    """The initContainer's command, with the Langflow venv's Python standing for the image's."""
+    from tests.harness.langflow import LANGFLOW_VENV
+
+    env = {"PATH": os.environ["PATH"], "HOME": str(dest.parent), "LANG": "C.UTF-8"}
+    return subprocess.run(
+        [str(LANGFLOW_VENV / "bin" / "python"), str(FILL_SCRIPT), str(src), str(dest)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+        check=False,
+    )
+
+
+def without_code(flow: dict[str, Any]) -> dict[str, Any]:
+    out = json.loads(json.dumps(flow))
+    for n in out["data"]["nodes"]:
+        n["data"]["node"]["template"]["code"]["value"] = ""
+    return out
+
+
+@pytest.mark.timeout(300)
+def test_fill_component_code_fills_every_node_from_the_installed_langflow(tmp_path: Path) -> None:
+    """Every code-less node of the chart's flows gets the source of its component class from the Langflow package
+    (its built-in registry), and nothing else in the flow changes."""
+    dest = tmp_path / "flows"
+    dest.mkdir()
+    r = run_fill(CHART_FLOWS, dest)
+    assert r.returncode == 0, r.stderr[-3000:]
+    sources = sorted(CHART_FLOWS.glob("*.json"))
+    assert sources and sorted(p.name for p in dest.iterdir()) == [p.name for p in sources]
+    for src in sources:
+        committed, filled = json.loads(src.read_text()), json.loads((dest / src.name).read_text())
+        assert without_code(filled) == committed, f"{src.name}: only the code fields change"
+        for n in filled["data"]["nodes"]:
+            node_type, code = n["data"]["type"], n["data"]["node"]["template"]["code"]["value"]
+            assert code.strip(), f"{src.name}: {node_type} got no code"
+            compile(code, f"{src.name}:{node_type}", "exec")  # valid Python
+            assert f"class {node_type}" in code or f'name = "{node_type}"' in code, f"{node_type}'s own class"
+
+
+@pytest.mark.timeout(300)
+def test_fill_component_code_fails_loudly_on_an_unknown_type(tmp_path: Path) -> None:
+    src, dest = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    dest.mkdir()
+    flow = json.loads((CHART_FLOWS / "echo.json").read_text())
+    flow["data"]["nodes"][0]["data"]["type"] = "NoSuchComponent42"
+    (src / "broken.json").write_text(json.dumps(flow))
+    r = run_fill(src, dest)
+    assert r.returncode == 1
+    assert "broken.json" in r.stderr and "NoSuchComponent42" in r.stderr, r.stderr[-2000:]
+    assert not (dest / "broken.json").exists(), "a flow with a code-less unknown node is not written"
 
 
 # -------------------------------------------------------------------------------------------------- SQS
