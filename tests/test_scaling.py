@@ -523,3 +523,63 @@ def test_redis_list_trigger_scales_runtime_on_list_length(
         assert not violations, "\n".join(v.what for v in violations)
         assert max(v for _, v in changes) == max_r
         assert done == {f"r{i}" for i in range(len(jobs))}, f"{len(jobs) - len(done)} jobs without a result"
+
+
+@pytest.mark.timeout(420)
+def test_cpu_trigger_scales_runtime_on_emulated_usage(
+    kube: Cluster,
+    namespace_factory: Callable[[str], str],
+    broker: tuple[RabbitMQ, dict[str, str]],
+    tmp_path: Path,
+) -> None:
+    """prod profile, empty queue: kwok reports CPU usage from the pod annotation kwok.x-k8s.io/usage-cpu,
+    metrics-server serves it, and the ScaledObject's CPU trigger (70 % of the langflow container's request)
+    scales the runtime out. The queue stays empty, so only the CPU trigger can be the reason."""
+    if kube.kind != "local":
+        pytest.skip("the scaling layer runs KEDA on the host: it needs --cluster local")
+    from kubernetes import client
+
+    node, creds = broker
+    ns = namespace_factory("cpu")
+    url = f"amqp://{creds['username']}:{creds['password']}@127.0.0.1:{node.amqp_port}/%2F"
+    kube.apply([_secret(ns, username=creds["username"], password=creds["password"], **{"amqp-url": url})])
+    manifest = _install(kube, ns, "prod", BROKER_OVERRIDE, tmp_path)
+    so = manifest.get("ScaledObject", f"{RELEASE}-runtime")
+    cpu = next(t for t in so["spec"]["triggers"] if t["type"] == "cpu")
+    sts = manifest.get("StatefulSet", so["spec"]["scaleTargetRef"]["name"])
+    container = next(
+        c for c in sts["spec"]["template"]["spec"]["containers"] if c["name"] == cpu["metadata"]["containerName"]
+    )
+    request = container["resources"]["requests"]["cpu"]
+    selector = ",".join(f"{k}={v}" for k, v in sts["spec"]["selector"]["matchLabels"].items())
+    read = _sts_replicas(kube, ns, sts["metadata"]["name"])
+    core = client.CoreV1Api(kube.api_client())
+    min_r = int(so["spec"]["minReplicaCount"])
+    hpa_name = so["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["name"]
+    with keda(kube):
+        wait_for(lambda: read()[0] == min_r, 120, f"{min_r} replicas under KEDA")
+        # usage = 2 x the container's request (200 % > the trigger's target)
+        usage = f"{2 * _cpu_millis(request)}m"
+        for p in core.list_namespaced_pod(ns, label_selector=selector).items:
+            core.patch_namespaced_pod(
+                p.metadata.name, ns, {"metadata": {"annotations": {"kwok.x-k8s.io/usage-cpu": usage}}}
+            )
+        t0 = time.monotonic()
+        wait_for(lambda: (read()[0] or 0) > min_r, 240, "a CPU-driven scale-out", interval=1)
+        took = time.monotonic() - t0
+        probe = QueueProbe(url, rabbitmq_trigger(so)["metadata"]["queueName"])
+        depth = probe()[0]
+        probe.close()
+        assert depth == 0, "the queue was not empty: the queue trigger could have caused the scale-out"
+        events = core.list_namespaced_event(
+            ns, field_selector=f"involvedObject.kind=HorizontalPodAutoscaler,involvedObject.name={hpa_name}"
+        ).items
+    rescales = [e.message for e in events if e.reason == "SuccessfulRescale"]
+    print(
+        f"\ncpu trigger: scaled out {took:.0f}s after the usage rose ({usage} per pod, request {request}); {rescales}"
+    )
+    assert any("cpu" in m for m in rescales), f"no CPU-driven rescale event: {rescales}"
+
+
+def _cpu_millis(q: str) -> int:
+    return int(q[:-1]) if q.endswith("m") else int(float(q) * 1000)
