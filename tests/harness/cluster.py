@@ -4,8 +4,8 @@
 local processes on loopback ports. kwok plays the kubelets: a few fake nodes in two zones
 (`topology.kubernetes.io/zone`), pods that turn Ready, PVCs provisioned and bound, and resource usage for
 metrics-server taken from pod annotations `kwok.x-k8s.io/usage-cpu` / `-memory` (default 1m CPU, 1Mi).
-The apiserver gets front-proxy (request-header) certificates so
-aggregated APIs (KEDA's external metrics, metrics-server) work. Nothing is downloaded: every binary comes from
+The apiserver gets front-proxy (request-header) certificates so aggregated APIs (KEDA's external metrics,
+metrics-server) work. Nothing is downloaded: every binary comes from
 `make tools`, the kwok Stage files from the kwok Go module already in the module cache.
 
     python -m tests.harness.cluster up       # what `make cluster-up` runs; prints the KUBECONFIG to export
