@@ -72,7 +72,8 @@ volumes:
       name: {{ include "langflow-common.suffixed" (dict "context" $ctx "suffix" "backup-scripts") }}
       defaultMode: 0555
   - name: backup
-    emptyDir: {}
+    emptyDir:
+      sizeLimit: {{ $ctx.Values.backup.scratchSizeLimit }}
   - name: tmp
     emptyDir: {sizeLimit: 256Mi}
 {{- end -}}
