@@ -258,46 +258,24 @@ def immutable_changes(old: helm_lib.Manifest, new: helm_lib.Manifest) -> dict[st
     return out
 
 
+PREVIOUS_RELEASE = ROOT / "tests" / "previous-release"
+
+
 def previous_chart_commit() -> tuple[str, str] | None:
     """The previous chart version to upgrade from: the newest git tag `langflow-platform-*` (a release), else
-    the first commit whose runtime and IDE charts had workloads (the first "real" charts). (commit, label)."""
+    the commit pinned in tests/previous-release (the baseline before the first release; bump it when releasing).
+    Returns (commit, label)."""
     git = ["git", "-C", str(ROOT)]
     tags = subprocess.run([*git, "tag", "-l", "langflow-platform-*", "--sort=-v:refname"], capture_output=True,
                           text=True, check=True).stdout.split()  # fmt: skip
     if tags:
         return tags[0], f"tag {tags[0]}"
-    log = subprocess.run(
-        [
-            *git,
-            "log",
-            "--reverse",
-            "--format=%H",
-            "--",
-            "charts/langflow-runtime/templates",
-            "charts/langflow-ide/templates",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    for commit in log:
-        files = subprocess.run(
-            [
-                *git,
-                "ls-tree",
-                "-r",
-                "--name-only",
-                commit,
-                "charts/langflow-runtime/templates",
-                "charts/langflow-ide/templates",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()
-        if any(f.endswith("statefulset.yaml") for f in files) and any(f.endswith("deployment.yaml") for f in files):
-            return commit, f"first commit with real runtime and IDE charts ({commit[:10]})"
-    return None
+    pinned = [line.split("#")[0].strip() for line in PREVIOUS_RELEASE.read_text().splitlines()]
+    commit = next((c for c in pinned if c), "")
+    if not commit:
+        return None
+    subprocess.run([*git, "cat-file", "-e", f"{commit}^{{commit}}"], check=True)
+    return commit, f"pinned baseline {commit[:10]} (tests/previous-release)"
 
 
 @pytest.fixture
