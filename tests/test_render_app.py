@@ -374,7 +374,7 @@ def test_runtime_flows_are_filled_by_an_init_container(
     sts = m.get("StatefulSet", "lf-runtime")
     pod = sts["spec"]["template"]["spec"]
     lf = container(sts, "langflow")
-    (init,) = pod["initContainers"]
+    init = pod["initContainers"][-1]
     assert init["name"] == "fill-component-code"
     # the same image (its Langflow package is the one that runs the flows), context and resources
     assert init["image"] == lf["image"]
@@ -401,9 +401,64 @@ def test_runtime_flows_are_filled_by_an_init_container(
 
 
 def test_runtime_without_flows_has_no_init_container() -> None:
-    sts = helm.render_profile("dev", set_values={"runtime.flows.enabled": False}).get("StatefulSet", "lf-runtime")
+    off = {"runtime.flows.enabled": False, "runtime.waitForMigrations.enabled": False}
+    sts = helm.render_profile("dev", set_values=off).get("StatefulSet", "lf-runtime")
     assert "initContainers" not in sts["spec"]["template"]["spec"]
     assert "LANGFLOW_LOAD_FLOWS_PATH" not in env(container(sts, "langflow"))
+    sts = helm.render_profile("dev", set_values={"runtime.flows.enabled": False}).get("StatefulSet", "lf-runtime")
+    assert [c["name"] for c in sts["spec"]["template"]["spec"]["initContainers"]] == ["wait-for-migrations"]
+
+
+@pytest.mark.parametrize("profile", profiles())
+def test_runtime_waits_for_the_ide_migrations(profile: str, rendered_profiles: dict[str, helm.Manifest]) -> None:
+    """The umbrella's runtime pods start only after the schema is migrated: a first initContainer with the Langflow
+    container's image, security context, resources and database URL (the IDE migrates; see _wait.tpl)."""
+    m = rendered_profiles[profile]
+    sts = m.get("StatefulSet", "lf-runtime")
+    lf = container(sts, "langflow")
+    inits = sts["spec"]["template"]["spec"]["initContainers"]
+    assert [c["name"] for c in inits] == ["wait-for-migrations", "fill-component-code"]
+    wait = inits[0]
+    assert wait["image"] == lf["image"] and wait["securityContext"] == lf["securityContext"]
+    assert wait["resources"] == lf["resources"]
+    we, le = env(wait), env(lf)
+    for key in ("LF_DATABASE_USER", "LF_DATABASE_PASSWORD", "LF_DATABASE_HOST", "LANGFLOW_DATABASE_URL"):
+        assert we[key] == le[key], key
+    assert env_order(wait).index("LF_DATABASE_PASSWORD") < env_order(wait).index("LANGFLOW_DATABASE_URL")
+    assert int(we["WAIT_TIMEOUT_SECONDS"]) == 600
+    script = wait["command"][2]
+    assert wait["command"][:2] == ["python", "-c"] and "alembic_version" in script and "get_heads()" in script
+    mounts = {vm["mountPath"] for vm in wait["volumeMounts"]}
+    assert mounts == {"/tmp"}, "the read-only root filesystem needs a writable /tmp only"
+
+
+def test_runtime_chart_alone_migrates_itself_unless_told_to_wait() -> None:
+    from tests.harness.paths import ROOT
+
+    chart = ROOT / "charts/langflow-runtime"
+    alone = helm.template(chart).get("StatefulSet", "lf-runtime")["spec"]["template"]["spec"]
+    assert [c["name"] for c in alone["initContainers"]] == ["fill-component-code"]
+    on = helm.template(
+        chart,
+        set_values={"waitForMigrations.enabled": True, "waitForMigrations.timeoutSeconds": 30},
+    )
+    wait = on.get("StatefulSet", "lf-runtime")["spec"]["template"]["spec"]["initContainers"][0]
+    assert wait["name"] == "wait-for-migrations" and env(wait)["WAIT_TIMEOUT_SECONDS"] == "30"
+    with pytest.raises(helm.HelmError, match="timeoutSeconds"):
+        helm.template(chart, set_values={"waitForMigrations.timeoutSeconds": 1})
+
+
+@pytest.mark.parametrize("profile", profiles())
+def test_langflow_logs_are_json_for_loki(profile: str, rendered_profiles: dict[str, helm.Manifest]) -> None:
+    """LANGFLOW_LOG_ENV=container selects lfx's JSON renderer (lfx/log/logger.py configure); text: container_csv."""
+    m = rendered_profiles[profile]
+    for kind, name in (("Deployment", "lf-ide"), ("StatefulSet", "lf-runtime")):
+        assert env(container(m.get(kind, name), "langflow"))["LANGFLOW_LOG_ENV"] == "container", (kind, name)
+    text = helm.render_profile("dev", set_values={"ide.langflow.logFormat": "text"})
+    assert env(container(text.get("Deployment", "lf-ide"), "langflow"))["LANGFLOW_LOG_ENV"] == "container_csv"
+    assert env(container(text.get("StatefulSet", "lf-runtime"), "langflow"))["LANGFLOW_LOG_ENV"] == "container"
+    with pytest.raises(helm.HelmError, match="logFormat"):
+        helm.render_profile("dev", set_values={"runtime.langflow.logFormat": "xml"})
 
 
 def test_several_langflow_workers_need_the_redis_job_queue() -> None:

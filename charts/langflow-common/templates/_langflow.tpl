@@ -1,6 +1,6 @@
 {{/*
 Langflow container settings shared by the IDE and the runtime (Langflow 1.13: settings are LANGFLOW_<FIELD>).
-Reads the chart's .Values.langflow {port, logLevel, autoLogin, superuser, corsOrigins, doNotTrack, workers,
+Reads the chart's .Values.langflow {port, logLevel, logFormat, autoLogin, superuser, corsOrigins, doNotTrack, workers,
 metrics {enabled, port}, extraEnv} and the connections from global.* (see _connections.tpl). With a Redis
 broker, Langflow's cache and job queue use it (LANGFLOW_CACHE_TYPE=redis + LANGFLOW_REDIS_URL on db 0,
 LANGFLOW_JOB_QUEUE_TYPE=redis + LANGFLOW_REDIS_QUEUE_URL on db 1: the job queue does not read LANGFLOW_REDIS_URL).
@@ -28,6 +28,14 @@ Usage: include "langflow-common.langflow.env" (dict "context" $ "secret" "<Secre
   value: {{ $lf.workers | default 1 | quote }}
 - name: LANGFLOW_LOG_LEVEL
   value: {{ $lf.logLevel | quote }}
+{{- $logFormat := $lf.logFormat | default "json" }}
+{{- if not (has $logFormat (list "json" "text")) }}
+{{- fail (printf "langflow.logFormat must be json or text, got %q" $logFormat) }}
+{{- end }}
+# lfx/log/logger.py configure(): LANGFLOW_LOG_ENV=container renders one JSON object per line (structlog
+# JSONRenderer), container_csv plain key=value lines without colours
+- name: LANGFLOW_LOG_ENV
+  value: {{ ternary "container" "container_csv" (eq $logFormat "json") | quote }}
 - name: LANGFLOW_BACKEND_ONLY
   value: {{ .backendOnly | default false | quote }}
 - name: LANGFLOW_AUTO_LOGIN
