@@ -98,6 +98,35 @@ def test_exporter_sidecar_absent_when_disabled(case: str) -> None:
     assert _container(m, workload, "redis" if case == "redis" else "postgresql") is not None
 
 
+@pytest.mark.render
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_networkpolicy_admits_prometheus_on_the_exporter_port(case: str) -> None:
+    """The component's NetworkPolicy (default-deny) lets the monitoring chart's Prometheus reach `metrics`."""
+    profile, workload, port, _ = CASES[case]
+    m = helm.render_profile(profile)
+    labels = m.get("StatefulSet", workload)["spec"]["template"]["metadata"]["labels"]
+    prometheus = {"app.kubernetes.io/instance": RELEASE, "app.kubernetes.io/name": "monitoring"}
+    policies = [
+        np
+        for np in m.of_kind("NetworkPolicy")
+        if all(labels.get(k) == v for k, v in np["spec"]["podSelector"].get("matchLabels", {}).items())
+        and "Ingress" in np["spec"].get("policyTypes", [])
+    ]
+    assert policies, f"no NetworkPolicy selects {workload}"
+    admitted = [
+        rule
+        for np in policies
+        for rule in np["spec"].get("ingress") or []
+        if any(p.get("port") in (port, "metrics") for p in rule.get("ports") or [])
+        and any(
+            "namespaceSelector" not in peer
+            and all(prometheus.get(k) == v for k, v in peer.get("podSelector", {}).get("matchLabels", {}).items())
+            for peer in rule.get("from") or []
+        )
+    ]
+    assert admitted, f"no ingress rule admits the bundled Prometheus to {workload}:{port}"
+
+
 # ------------------------------------------------------------------------------------------------ servers
 def _rendered_sidecar(case: str) -> tuple[dict[str, str], list[str]]:
     """The exporter's environment (secretKeyRefs resolved from the rendered Secret) and arguments."""
