@@ -18,6 +18,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.harness import sandbox
 from tests.harness.data_tier import RenderedPostgres, postgres_rendered, rendered_data
 from tests.harness.langflow import LANGFLOW_VENV, find_container, find_workload, map_hosts, resolve_env
 from tests.harness.servers import PG_BIN, free_port, spawn, wait_for
@@ -133,11 +134,7 @@ def test_langflow_migrates_with_the_ide_database_url(pg: RenderedPostgres, rende
 
 def _bwrap(uid: int, gid: int, binds: list[tuple[Path, str, bool]], argv: list[str]) -> list[str]:
     """bubblewrap as the pod runs: the pod's uid/gid, a read-only host root, a bind per declared volume."""
-    cmd = ["bwrap", "--unshare-user", "--uid", str(uid), "--gid", str(gid), "--ro-bind", "/", "/", "--dev", "/dev"]
-    cmd += ["--proc", "/proc"]
-    for src, dest, writable in binds:
-        cmd += ["--bind" if writable else "--ro-bind", str(src), dest]
-    return [*cmd, "--chdir", "/", "--", *argv]
+    return sandbox.bwrap(uid, gid, binds, argv, die_with_parent=False)
 
 
 @pytest.mark.timeout(180)

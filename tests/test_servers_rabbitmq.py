@@ -23,6 +23,7 @@ import pika
 import pytest
 from pika.exceptions import AMQPError
 
+from tests.harness import sandbox
 from tests.harness.data_tier import RabbitCluster, rabbitmq_cluster, rendered_data
 from tests.harness.langflow import resolve_env
 from tests.harness.servers import RABBITMQ_BIN, free_port, wait_for
@@ -322,13 +323,9 @@ def test_node_boots_under_the_pod_contract(tmp_path: Path) -> None:
     epmd = free_port()  # the sandbox has its own network namespace; a private epmd port keeps it tidy anyway
 
     def bwrap(argv: list[str]) -> list[str]:
-        cmd = ["bwrap", "--unshare-user", "--unshare-net", "--unshare-pid", "--uid", str(uid), "--gid", str(uid)]
-        cmd += ["--ro-bind", "/", "/"]
-        cmd += ["--dev", "/dev", "--proc", "/proc", "--die-with-parent"]
-        # emptyDir/PVC first, so the PVC at /var/lib/rabbitmq/mnesia lands inside the emptyDir at /var/lib/rabbitmq
-        for dest, (src, writable) in sorted(binds.items(), key=lambda kv: len(kv[0])):
-            cmd += ["--bind" if writable else "--ro-bind", str(src), dest]
-        return [*cmd, "--chdir", "/", "--", *argv]
+        # parents first, so the PVC at /var/lib/rabbitmq/mnesia lands inside the emptyDir at /var/lib/rabbitmq
+        volumes = [(src, dest, writable) for dest, (src, writable) in binds.items()]
+        return sandbox.bwrap(uid, uid, volumes, argv, unshare_net=True, unshare_pid=True)
 
     driver = "\n".join(
         [

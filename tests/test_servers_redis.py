@@ -22,6 +22,7 @@ import pytest
 import redis as redis_lib
 from redis.sentinel import Sentinel
 
+from tests.harness import sandbox
 from tests.harness.data_tier import SentinelGroup, haproxy_rendered, redis_sentinel, rendered_data
 from tests.harness.langflow import resolve_env
 from tests.harness.servers import wait_for
@@ -233,11 +234,9 @@ def test_rendered_start_scripts_under_the_pod_contract(tmp_path: Path) -> None:
         ]
     )
     (tmp_path / "driver.sh").write_text(driver)
-    cmd = ["bwrap", "--unshare-user", "--unshare-net", "--uid", str(uid), "--gid", str(uid), "--ro-bind", "/", "/"]
-    cmd += ["--dev", "/dev", "--proc", "/proc", "--die-with-parent"]
-    for dest, (src, writable) in binds.items():
-        cmd += ["--bind" if writable else "--ro-bind", str(src), dest]
-    cmd += ["--ro-bind", str(tmp_path / "driver.sh"), "/tmp/driver.sh", "--chdir", "/", "--", "sh", "/tmp/driver.sh"]
+    volumes = [(src, dest, writable) for dest, (src, writable) in binds.items()]
+    volumes.append((tmp_path / "driver.sh", "/tmp/driver.sh", False))
+    cmd = sandbox.bwrap(uid, uid, volumes, ["sh", "/tmp/driver.sh"], unshare_net=True)
     proc = subprocess.run(
         cmd,
         env={"PATH": "/usr/bin:/bin", "P": password_, "MS": envs["redis"]["MASTER_SET"]},

@@ -41,6 +41,7 @@ from typing import Any
 
 import requests
 
+from . import sandbox
 from .helm import Manifest
 from .paths import ROOT, TOOLS
 from .servers import LOOPBACK, free_port
@@ -386,26 +387,10 @@ def _mountpoints(mounts: Sequence[Mount]) -> None:
 
 def bwrap_command(contract: PodContract, argv: Sequence[str]) -> list[str]:
     """bubblewrap: read-only host, the pod's uid/gid, a bind per mount (writable only for emptyDir/PVC)."""
-    cmd = [
-        shutil.which("bwrap") or "bwrap",
-        "--unshare-user",
-        "--uid",
-        str(contract.uid),
-        "--gid",
-        str(contract.gid),
-        "--ro-bind",
-        "/",
-        "/",
-        "--dev",
-        "/dev",
-        "--proc",
-        "/proc",
-    ]
-    for m in contract.mounts:
-        cmd += ["--bind" if m.writable else "--ro-bind", str(m.source), m.path]
     wd = contract.working_dir
-    cmd += ["--chdir", wd if wd and (Path(wd).exists() or any(m.path == wd for m in contract.mounts)) else "/"]
-    return [*cmd, "--", *argv]
+    chdir = wd if wd and (Path(wd).exists() or any(m.path == wd for m in contract.mounts)) else "/"
+    binds = [(m.source, m.path, m.writable) for m in contract.mounts]
+    return sandbox.bwrap(contract.uid, contract.gid, binds, argv, chdir=chdir, die_with_parent=False)
 
 
 @dataclass
