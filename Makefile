@@ -27,7 +27,7 @@ lock: ## re-pin the Python dependencies after editing pyproject.toml
 
 test: tools deps ## the whole suite (MARK=<marker> for one layer; CLUSTER=local|kind|existing)
 	@mkdir -p reports
-	@$(PY) -m pytest $(if $(MARK),-m "$(MARK)") --cluster $(CLUSTER) $(PYTEST_ARGS)
+	@$(PY) -m pytest $(if $(MARK),-m "$(MARK)") --cluster $(CLUSTER) --durations=25 $(PYTEST_ARGS)
 
 test-static: ## lint, render, schema, policy, alerts and dashboards checks (no cluster)
 	@$(MAKE) --no-print-directory test MARK="render or schema or policy or alerts or dashboards" PYTEST_ARGS="$(PYTEST_ARGS)"
