@@ -78,7 +78,8 @@ def test_exporter_sidecar_rendered_for_the_podmonitor(case: str) -> None:
     assert sc.get("runAsUser", 0) > 0
     for kind in ("requests", "limits"):
         assert set(c["resources"][kind]) >= {"cpu", "memory"}, f"{kind} of the sidecar"
-    assert c["readinessProbe"]["tcpSocket"]["port"] == "metrics"
+    assert c["readinessProbe"]["httpGet"]["port"] == "metrics"
+    assert c["livenessProbe"]["tcpSocket"]["port"] == "metrics"
     assert ":latest" not in c["image"] and re.search(r":v\d+\.\d+\.\d+$", c["image"]), c["image"]
     # the PodMonitor selects these pods and scrapes a port they name
     pm = m.get("PodMonitor", podmonitor)
@@ -128,13 +129,17 @@ def test_networkpolicy_admits_prometheus_on_the_exporter_port(case: str) -> None
 
 
 # ------------------------------------------------------------------------------------------------ servers
-def _rendered_sidecar(case: str) -> tuple[dict[str, str], list[str]]:
-    """The exporter's environment (secretKeyRefs resolved from the rendered Secret) and arguments."""
+def _rendered_sidecar(case: str) -> tuple[dict[str, str], list[str], str]:
+    """The exporter's environment (secretKeyRefs resolved from the rendered Secret), arguments, readiness path."""
     profile, workload, _, _ = CASES[case]
     m = helm.render_profile(profile)
     c = _container(m, workload, "metrics")
     assert c is not None
-    return resolve_env(m, m.get("StatefulSet", workload), c), list(c.get("args") or [])
+    return (
+        resolve_env(m, m.get("StatefulSet", workload), c),
+        list(c.get("args") or []),
+        c["readinessProbe"]["httpGet"]["path"],
+    )
 
 
 def _scrape(url: str) -> str:
@@ -146,6 +151,12 @@ def _scrape(url: str) -> str:
 def _gauge(text: str, name: str) -> float | None:
     m = re.search(rf"^{name}(?:\{{[^}}]*\}})? (\S+)$", text, re.M)
     return float(m.group(1)) if m else None
+
+
+def _ready(base: str, path: str) -> None:
+    """The rendered readiness probe's request succeeds (the kubelet counts 200-399 as ready)."""
+    r = requests.get(base + path, timeout=5, allow_redirects=False)
+    assert 200 <= r.status_code < 400, (path, r.status_code)
 
 
 def _wait_gauge(url: str, name: str, value: float, timeout: float) -> float:
@@ -167,7 +178,7 @@ def exporters(tmp_path: Path) -> Iterator[list[Process]]:
 @pytest.mark.servers
 @pytest.mark.timeout(60)
 def test_redis_exporter_reports_redis_up_then_down(exporters: list[Process], tmp_path: Path) -> None:
-    env, args = _rendered_sidecar("redis")
+    env, args, ready_path = _rendered_sidecar("redis")
     assert args == []
     assert env["REDIS_ADDR"] == "redis://localhost:6379"
     assert env["REDIS_EXPORTER_WEB_LISTEN_ADDRESS"] == ":9121"
@@ -181,11 +192,14 @@ def test_redis_exporter_reports_redis_up_then_down(exporters: list[Process], tmp
         }
         proc = spawn("redis-exporter", [REDIS_EXPORTER, *args], tmp_path / "redis-exporter.log", env=run_env)
         exporters.append(proc)
-        url = f"http://127.0.0.1:{listen}/metrics"
+        base = f"http://127.0.0.1:{listen}"
+        url = f"{base}/metrics"
         try:
             _wait_gauge(url, "redis_up", 1, 20)
+            _ready(base, ready_path)
             srv.stop()
             _wait_gauge(url, "redis_up", 0, 20)
+            _ready(base, ready_path)  # still ready: Prometheus keeps scraping redis_up 0 for the alert
         except TimeoutError as exc:
             raise AssertionError(f"{exc}\n--- exporter log ---\n{proc.tail()}") from exc
 
@@ -193,7 +207,7 @@ def test_redis_exporter_reports_redis_up_then_down(exporters: list[Process], tmp
 @pytest.mark.servers
 @pytest.mark.timeout(90)
 def test_postgres_exporter_reports_pg_up_then_down(exporters: list[Process], tmp_path: Path) -> None:
-    env, args = _rendered_sidecar("postgres")
+    env, args, ready_path = _rendered_sidecar("postgres")
     assert args == ["--web.listen-address=:9187"]
     uri = re.fullmatch(r"localhost:5432/([A-Za-z0-9_]+)\?sslmode=disable", env["DATA_SOURCE_URI"])
     assert uri, env["DATA_SOURCE_URI"]
@@ -208,10 +222,13 @@ def test_postgres_exporter_reports_pg_up_then_down(exporters: list[Process], tmp
         run_args = [a.replace("=:9187", f"=127.0.0.1:{listen}") for a in args]
         proc = spawn("postgres-exporter", [POSTGRES_EXPORTER, *run_args], tmp_path / "pg-exporter.log", env=run_env)
         exporters.append(proc)
-        url = f"http://127.0.0.1:{listen}/metrics"
+        base = f"http://127.0.0.1:{listen}"
+        url = f"{base}/metrics"
         try:
             _wait_gauge(url, "pg_up", 1, 30)
+            _ready(base, ready_path)
             srv.stop()
             _wait_gauge(url, "pg_up", 0, 30)
+            _ready(base, ready_path)  # still ready: Prometheus keeps scraping pg_up 0 for the alert
         except TimeoutError as exc:
             raise AssertionError(f"{exc}\n--- exporter log ---\n{proc.tail()}") from exc
