@@ -16,7 +16,9 @@ umbrella); each component then allows exactly what it needs with langflow-common
     "fromCnpgOperator" (list 8000)                  ingress from the CloudNativePG operator on these ports
     "podSelector" (dict "cnpg.io/cluster" "lf-db")  select other pods than the component's (operator-made pods)
     "ingressRules" (list ...) "egressRules" (list ...)   raw extra rules
-    "name" "lf-database-instances")                 object name (default: the fullname)
+    "name" "lf-database-instances"                  object name (default: the fullname)
+    "annotations" (dict ...))                       object annotations (e.g. kube-score/ignore for policies
+                                                    selecting operator-made pods, which static scanners cannot see)
 
 Peers outside the release come from global.networkPolicy:
   ingressController {namespaceSelector, podSelector}, prometheus {namespaceSelector, podSelector},
@@ -72,7 +74,7 @@ networkPolicy.enabled is false).
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata:
-  {{- include "langflow-common.metadata" (dict "context" $ctx "name" (.name | default (include "langflow-common.fullname" $ctx)) "component" .component) | nindent 2 }}
+  {{- include "langflow-common.metadata" (dict "context" $ctx "name" (.name | default (include "langflow-common.fullname" $ctx)) "component" .component "annotations" .annotations) | nindent 2 }}
 spec:
   podSelector:
     matchLabels:
