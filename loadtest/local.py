@@ -137,7 +137,8 @@ def installation(
 ) -> Iterator[Installation]:
     """Start ours and/or the baseline concurrently; yields once every process is healthy."""
     manifest = helm.render_profile(profile)
-    files = flow_files(manifest, "runtime")
+    # flow_files runs the runtime's initContainers without a database: render it without wait-for-migrations
+    files = flow_files(helm.render_profile(profile, set_values={"runtime.waitForMigrations.enabled": False}), "runtime")
     flow_candidates = _flow_names(files)
     with contextlib.ExitStack() as stack:
         flows_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lfp-load-flows-")))

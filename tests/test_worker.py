@@ -360,7 +360,10 @@ def test_rendered_runtime_pod_runs_jobs_on_real_langflow() -> None:
     from tests.harness import helm
     from tests.harness.langflow import find_container, find_workload, langflow_process, resolve_env
 
-    m = helm.render_profile("dev", set_values={"runtime.worker.prefetch": 4})
+    # the runtime is the only Langflow here, so it migrates the database itself (no IDE to wait for)
+    m = helm.render_profile(
+        "dev", set_values={"runtime.worker.prefetch": 4, "runtime.waitForMigrations.enabled": False}
+    )
     sts = find_workload(m, "runtime")
     lf_env = resolve_env(m, sts, find_container(sts, "langflow"))
     w_env = resolve_env(m, sts, find_container(sts, "worker"))
@@ -667,3 +670,82 @@ def test_worker_exits_promptly_when_the_broker_goes_away(start_worker: Any) -> N
         assert code == 3, w.tail()
         assert time.monotonic() - t0 < 15, "the worker did not wait for its 60 s job"
         assert "broker connection lost" in w.log.read_text()
+
+
+# ------------------------------------------------------- the runtime waits for the IDE to migrate a fresh database
+@pytest.mark.timeout(420)
+def test_runtime_waits_for_the_ide_to_migrate_a_fresh_database(tmp_path: Path) -> None:
+    """The rendered wait-for-migrations initContainer on a fresh PostgreSQL: with no IDE it keeps waiting and fails
+    with a clear message after its (overridden, short) timeout, before fill-component-code runs. Then the IDE and the
+    runtime pod start at the same time, as `helm install` does: the runtime's initContainer holds it back until
+    the IDE has migrated the schema to the image's Alembic head, and the runtime comes up healthy on it."""
+    import copy
+    import threading
+    import urllib.parse
+
+    from tests.harness import helm
+    from tests.harness.langflow import (
+        LangflowError,
+        find_container,
+        find_workload,
+        langflow_process,
+        resolve_env,
+        run_init_containers,
+    )
+
+    m = helm.render_profile("dev")
+    sts = find_workload(m, "runtime")
+    # the same release with waitForMigrations.timeoutSeconds=12 (a second render would generate other passwords;
+    # the value -> env wiring is covered by test_render_app)
+    short = helm.Manifest(copy.deepcopy(m.objects), "dev, timeoutSeconds 12")
+    (wait,) = [
+        c
+        for c in find_workload(short, "runtime")["spec"]["template"]["spec"]["initContainers"]
+        if c["name"] == "wait-for-migrations"
+    ]
+    (timeout_env,) = [e for e in wait["env"] if e["name"] == "WAIT_TIMEOUT_SECONDS"]
+    timeout_env["value"] = "12"
+    db = urllib.parse.urlsplit(resolve_env(m, sts, find_container(sts, "langflow"))["LANGFLOW_DATABASE_URL"])
+    with servers.postgres(user=db.username or "", password_=db.password, dbname=db.path.lstrip("/")) as pg:
+        endpoints: dict[str, Any] = {"lf-database": {5432: pg.port}}
+        early = tmp_path / "early"
+        t0 = time.monotonic()
+        with pytest.raises(LangflowError, match="not at Langflow's head revision") as failed:
+            run_init_containers(short, "runtime", root=early, endpoints=endpoints, timeout=90)
+        waited = time.monotonic() - t0
+        assert "initContainer lf-runtime/wait-for-migrations exited with 1" in str(failed.value)
+        assert "none (not migrated yet)" in str(failed.value), "it reached the database and found no schema"
+        assert 12 <= waited < 60, f"bounded by timeoutSeconds=12: {waited:.1f}s"
+        assert not list((early / "volumes").glob("*/*.json")), "fill-component-code must not run before"
+        print(f"\nwait-for-migrations without an IDE failed after {waited:.1f}s (timeout 12 s)")
+
+        logs = tmp_path / "logs"
+        ide_healthy: list[float] = []
+        t0 = time.monotonic()
+        with langflow_process(m, "ide", endpoints=endpoints, health_path=None, keep_logs=logs) as ide:
+
+            def watch_ide() -> None:
+                ide.wait_healthy(300)
+                ide_healthy.append(time.monotonic() - t0)
+
+            watcher = threading.Thread(target=watch_ide, daemon=True)
+            watcher.start()
+            with langflow_process(m, "runtime", endpoints=endpoints, startup_timeout=300, keep_logs=logs) as rt:
+                runtime_healthy = time.monotonic() - t0
+                watcher.join(300)
+                assert ide_healthy, f"the IDE did not become healthy\n{ide.tail()}"
+                health = requests.get(f"{rt.base_url}/health_check", timeout=10).json()
+                assert health["status"] == "ok" and health["db"] == "ok", health
+                assert "echo" in {f.get("endpoint_name") for f in rt.flows()}
+        wait_log = (logs / "runtime-init-wait-for-migrations.log").read_text()
+        states = wait_log.splitlines()
+        assert any(line.startswith("alembic_version = ") for line in states), f"it did not wait:\n{wait_log}"
+        assert "schema migrated: alembic_version = " in wait_log, wait_log
+        # langflow.logFormat=json (the default): Langflow's log records are JSON lines for Loki (the CLI's start-up
+        # progress lines are not log records)
+        for name in ("ide-langflow.log", "runtime-langflow.log"):
+            records = [json.loads(line) for line in (logs / name).read_text().splitlines() if line.startswith("{")]
+            assert len(records) >= 10 and all({"event", "level", "timestamp"} <= r.keys() for r in records), name
+        print(
+            f"IDE + runtime started together: IDE healthy at {ide_healthy[0]:.0f}s, runtime at {runtime_healthy:.0f}s"
+        )
