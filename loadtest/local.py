@@ -199,12 +199,11 @@ def installation(
             ours_target = target_ours
 
             def start_ours() -> float:
-                # The runtime starts once the IDE is healthy: Langflow 1.13 processes starting together on a
-                # fresh PostgreSQL can deadlock (one holds the migration advisory lock and waits in CREATE INDEX
-                # on a table the other's startup transaction holds while it waits for that advisory lock).
+                # The runtime starts together with the IDE, as `helm install` starts them: the chart's
+                # wait-for-migrations initContainer (run first by langflow_process) holds it back until the IDE
+                # has migrated the fresh PostgreSQL (Langflow 1.13 processes migrating at once can hang on the
+                # migration advisory lock).
                 t = time.monotonic()
-                ide.wait_healthy(startup_timeout)
-                timings["ide"] = round(time.monotonic() - t0, 1)
                 runtime = stack.enter_context(
                     langflow_process(
                         manifest,
@@ -221,6 +220,12 @@ def installation(
                 timings["runtime"] = round(time.monotonic() - t0, 1)
                 return time.monotonic() - t
 
+            def ide_healthy() -> float:
+                seconds = ide.wait_healthy(startup_timeout)
+                timings["ide"] = round(time.monotonic() - t0, 1)
+                return seconds
+
+            waits["ide"] = ide_healthy
             waits["ours"] = start_ours
         if base_proc is not None:
             waits["baseline"] = lambda: base_proc.wait_healthy(startup_timeout)
