@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import os
 import re
 import shutil
 import subprocess
@@ -36,6 +35,7 @@ from .servers import (
     _chown_tree,
     _tempdir,
     free_port,
+    initdb,
     port_open,
     rabbitmq_env,
     spawn,
@@ -392,29 +392,7 @@ def postgres_rendered(
             init_sh.replace("/etc/postgresql/langflow-init.psql", str(base / "langflow-init.psql"))
         )
         _chown_tree(base, "postgres")
-        user = "postgres" if os.geteuid() == 0 else None
-        initdb = subprocess.run(
-            [
-                str(PG_BIN / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "postgres",
-                "--pwfile",
-                str(base / "pwfile"),
-                "--auth-local=scram-sha-256",
-                "--auth-host=scram-sha-256",
-                "-E",
-                "UTF8",
-                "--locale=C.UTF-8",
-            ],
-            user=user,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if initdb.returncode != 0:
-            raise ServerError(f"initdb failed: {initdb.stderr}")
+        initdb(data, base / "pwfile")
         proc = spawn(
             "postgres",
             [
@@ -427,7 +405,7 @@ def postgres_rendered(
                 f"hba_file={base / 'pg_hba.conf'}",
             ],
             base / "postgres.log",
-            user=user,
+            user="postgres",
         )
         server = RenderedPostgres(port, superuser_password, app_user, app_password, app_db, base, proc)
         try:

@@ -413,6 +413,21 @@ class Postgres:
         self.process.stop(sig=signal.SIGINT)  # fast shutdown
 
 
+def initdb(data: Path, pwfile: Path) -> None:
+    """initdb as the postgres user, like the official image's entrypoint: superuser `postgres` with the password
+    in `pwfile`, scram authentication, UTF-8."""
+    proc = subprocess.run(
+        [str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--pwfile", str(pwfile),
+         "--auth-local=scram-sha-256", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"],
+        user="postgres" if os.geteuid() == 0 else None,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise ServerError(f"initdb failed: {proc.stderr}")
+
+
 @contextlib.contextmanager
 def postgres(
     *,
@@ -437,28 +452,7 @@ def postgres(
         data = base / "data"
         (base / "pwfile").write_text(su_pw + "\n")
         _chown_tree(base, "postgres")
-        initdb = subprocess.run(
-            [
-                str(PG_BIN / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "postgres",
-                "--pwfile",
-                str(base / "pwfile"),
-                "--auth-local=scram-sha-256",
-                "--auth-host=scram-sha-256",
-                "-E",
-                "UTF8",
-                "--locale=C.UTF-8",
-            ],
-            user="postgres" if os.geteuid() == 0 else None,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if initdb.returncode != 0:
-            raise ServerError(f"initdb failed: {initdb.stderr}")
+        initdb(data, base / "pwfile")
         conf_lines = [
             config.rstrip(),
             f"listen_addresses = '{LOOPBACK}'",
