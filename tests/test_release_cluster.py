@@ -60,32 +60,15 @@ def test_install_from_oci_registry(kube: Cluster, namespace_factory: Callable[[s
 @pytest.mark.timeout(600)
 def test_notes_warn_about_dev_choices_in_prod_shape(kube: Cluster, namespace_factory: Callable[[str], str]) -> None:
     ns = namespace_factory("notes")
-    out = kube.helm(
-        "install",
-        "lf",
-        str(UMBRELLA),
-        "-n",
-        ns,
-        "-f",
-        str(profile_file("prod")),
-        "--dry-run=server",
-        "--set",
-        "database.mode=standalone",
-        "--set",
-        "ide.langflow.autoLogin=true",
-    )
+
+    def notes(*settings: str) -> str:
+        """The output of a server-side dry-run install of the prod profile with these --set values."""
+        sets = [arg for s in settings for arg in ("--set", s)]
+        return kube.helm("install", "lf", str(UMBRELLA), "-n", ns, "-f", str(profile_file("prod")), "--dry-run=server",
+                         *sets)  # fmt: skip
+
+    out = notes("database.mode=standalone", "ide.langflow.autoLogin=true")
     assert "WARNING" in out and "database.mode=standalone" in out and "autoLogin=true" in out, out
     # prod with a persistent IDE data volume has no dev-only choice left
-    clean = kube.helm(
-        "install",
-        "lf",
-        str(UMBRELLA),
-        "-n",
-        ns,
-        "-f",
-        str(profile_file("prod")),
-        "--dry-run=server",
-        "--set",
-        "ide.dataVolume.type=pvc",
-    )
+    clean = notes("ide.dataVolume.type=pvc")
     assert "WARNING" not in clean, clean
