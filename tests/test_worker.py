@@ -148,23 +148,15 @@ def drain(ch: Any, queue: str, want: int, timeout: float) -> list[tuple[Any, dic
     return got
 
 
+def two_fast_workers(start_worker: Callable[..., WorkerProc], broker: str, url: str) -> list[WorkerProc]:
+    """Two sleep-executor workers (50 ms a job, two in flight each) on the test queue of this broker."""
+    fast = ("--executor", "sleep", "--sleep-seconds", "0.05", "--prefetch", "2")
+    return [start_worker(broker, url, *fast, "--worker-id", f"w{i}") for i in range(2)]
+
+
 @pytest.mark.timeout(180)
 def test_rabbitmq_n_jobs_give_n_correct_results(amqp: Any, rabbit: servers.RabbitMQ, start_worker: Any) -> None:
-    workers = [
-        start_worker(
-            "rabbitmq",
-            rabbit.url,
-            "--executor",
-            "sleep",
-            "--sleep-seconds",
-            "0.05",
-            "--prefetch",
-            "2",
-            "--worker-id",
-            f"w{i}",
-        )
-        for i in range(2)
-    ]
+    workers = two_fast_workers(start_worker, "rabbitmq", rabbit.url)
     replies = reply_queue(amqp)
     n = 40
     for i in range(n):
@@ -269,21 +261,7 @@ def redis_results(client: Any, key: str, want: int, timeout: float) -> list[dict
 
 @pytest.mark.timeout(180)
 def test_redis_n_jobs_give_n_correct_results(rds: Any, redis_server: servers.Redis, start_worker: Any) -> None:
-    workers = [
-        start_worker(
-            "redis",
-            redis_server.url,
-            "--executor",
-            "sleep",
-            "--sleep-seconds",
-            "0.05",
-            "--prefetch",
-            "2",
-            "--worker-id",
-            f"w{i}",
-        )
-        for i in range(2)
-    ]
+    workers = two_fast_workers(start_worker, "redis", redis_server.url)
     n = 40
     for i in range(n):
         rds.lpush(QUEUE, json.dumps(job(i, "results")))
