@@ -236,7 +236,8 @@ def test_rendered_start_scripts_under_the_pod_contract(tmp_path: Path) -> None:
     (tmp_path / "driver.sh").write_text(driver)
     volumes = [(src, dest, writable) for dest, (src, writable) in binds.items()]
     volumes.append((tmp_path / "driver.sh", "/tmp/driver.sh", False))
-    cmd = sandbox.bwrap(uid, uid, volumes, ["sh", "/tmp/driver.sh"], unshare_net=True)
+    # a pid namespace of its own: the servers the driver starts in the background end with it, not orphaned
+    cmd = sandbox.bwrap(uid, uid, volumes, ["sh", "/tmp/driver.sh"], unshare_net=True, unshare_pid=True)
     proc = subprocess.run(
         cmd,
         env={"PATH": "/usr/bin:/bin", "P": password_, "MS": envs["redis"]["MASTER_SET"]},

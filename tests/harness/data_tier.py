@@ -36,6 +36,7 @@ from .servers import (
     _tempdir,
     free_port,
     initdb,
+    kill_epmd,
     port_open,
     rabbitmq_env,
     spawn,
@@ -153,8 +154,8 @@ def rabbitmq_cluster(
                 for d in ("mnesia", "log"):
                     (base / d).mkdir()
                 _chown_tree(base, "rabbitmq")
-                env = rabbitmq_env(base, names[i], amqp, dist, base / "rabbitmq.conf", base / "enabled_plugins")
-                env["ERL_EPMD_PORT"] = str(epmd)  # a private epmd: nothing else on the machine sees these nodes
+                # one private epmd for the cluster: nothing else on the machine sees these nodes
+                env = rabbitmq_env(base, names[i], amqp, dist, base / "rabbitmq.conf", base / "enabled_plugins", epmd)
                 proc = spawn(
                     names[i],
                     [str(RABBITMQ_BIN / "rabbitmq-server")],
@@ -178,13 +179,7 @@ def rabbitmq_cluster(
         finally:
             for n in reversed(nodes):
                 n.stop()
-            with contextlib.suppress(Exception):
-                subprocess.run(
-                    ["epmd", "-kill"],
-                    env={"PATH": "/usr/bin:/bin", "ERL_EPMD_PORT": str(epmd)},
-                    capture_output=True,
-                    timeout=10,
-                )
+            kill_epmd(epmd)
 
 
 # ----------------------------------------------------------------------------------------------- Redis

@@ -219,10 +219,13 @@ class RabbitMQ:
 
 
 def rabbitmq_env(
-    base: Path, nodename: str, amqp_port: int, dist_port: int, config: Path, plugins: Path
+    base: Path, nodename: str, amqp_port: int, dist_port: int, config: Path, plugins: Path, epmd_port: int
 ) -> dict[str, str]:
-    """The environment of a RabbitMQ node (and of its CLI tools) living entirely under `base`."""
+    """The environment of a RabbitMQ node (and of its CLI tools) living entirely under `base`, registered with a
+    private epmd on `epmd_port` that listens on loopback only (stop it with `kill_epmd`)."""
     return {
+        "ERL_EPMD_PORT": str(epmd_port),
+        "ERL_EPMD_ADDRESS": LOOPBACK,
         "PATH": f"{RABBITMQ_BIN}:/usr/bin:/bin:/usr/sbin:/sbin",
         "HOME": str(base),
         "LANG": "C.UTF-8",
@@ -238,6 +241,13 @@ def rabbitmq_env(
         "RABBITMQ_LOGS": "-",
         "RABBITMQ_ALLOW_INPUT": "",
     }
+
+
+def kill_epmd(port: int) -> None:
+    """Stop the private epmd a harness RabbitMQ started on `port` (once its nodes are stopped)."""
+    with contextlib.suppress(Exception):
+        env = {"PATH": "/usr/bin:/bin", "ERL_EPMD_PORT": str(port)}
+        subprocess.run(["epmd", "-kill"], env=env, capture_output=True, timeout=10)
 
 
 @contextlib.contextmanager
@@ -258,7 +268,7 @@ def rabbitmq(
     cannot work outside Kubernetes (k8s peer discovery) must be removed by the caller and said so.
     """
     pw = password_ or password()
-    amqp, mgmt, prom, dist = free_port(), free_port(), free_port(), free_port()
+    amqp, mgmt, prom, dist, epmd = free_port(), free_port(), free_port(), free_port(), free_port()
     nodename = f"rabbit-{amqp}@localhost"
     with _tempdir("rabbitmq") as base:
         conf = base / "rabbitmq.conf"
@@ -283,7 +293,7 @@ def rabbitmq(
         for d in ("mnesia", "log"):
             (base / d).mkdir()
         _chown_tree(base, "rabbitmq")
-        env = rabbitmq_env(base, nodename, amqp, dist, conf, base / "enabled_plugins")
+        env = rabbitmq_env(base, nodename, amqp, dist, conf, base / "enabled_plugins", epmd)
         proc = spawn(
             "rabbitmq", [str(RABBITMQ_BIN / "rabbitmq-server")], base / "server.log", env=env, user="rabbitmq", cwd=base
         )
@@ -301,6 +311,7 @@ def rabbitmq(
             yield node
         finally:
             node.stop()
+            kill_epmd(epmd)
 
 
 # ------------------------------------------------------------------------------------------------ Redis
