@@ -77,6 +77,7 @@ b_kwokctl() { GOBIN=$1 go install -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts
 b_registry() { GOBIN=$1 go install -ldflags "-s -w -X github.com/distribution/distribution/v3/version.version=$2" "github.com/distribution/distribution/v3/cmd/registry@$2"; }
 b_kube_score() { GOBIN=$1 go install -ldflags "-s -w -X main.version=${2#v}" "github.com/zegl/kube-score/cmd/kube-score@$2"; }
 b_metrics_server() { GOBIN=$1 go install -ldflags "-s -w" "sigs.k8s.io/metrics-server/cmd/metrics-server@$2"; }
+b_actionlint() { GOBIN=$1 go install -ldflags "-s -w -X github.com/rhysd/actionlint.version=$2" "github.com/rhysd/actionlint/cmd/actionlint@$2"; }
 b_ct() {
   local src; src=$(module_copy github.com/helm/chart-testing/v3 "$2")
   (cd "$src" && go build -mod=mod -ldflags "-s -w -X github.com/helm/chart-testing/v3/ct/cmd.Version=$2" -o "$1/ct" ./ct)
@@ -113,15 +114,35 @@ b_kube() {
     for m in $staging; do echo "	$m => $m v0.${ver#v1.}"; done
     echo ")"
   } > "$w/go.mod"
-  printf 'package tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n\t_ "k8s.io/kubernetes/cmd/kube-controller-manager/app"\n\t_ "k8s.io/kubernetes/cmd/kube-scheduler/app"\n\t_ "k8s.io/kubectl/pkg/cmd"\n)\n' > "$w/tools.go"
+  printf 'package tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n\t_ "k8s.io/kubernetes/cmd/kube-controller-manager/app"\n\t_ "k8s.io/kubernetes/cmd/kube-scheduler/app"\n\t_ "k8s.io/kubernetes/cmd/kubelet/app"\n\t_ "k8s.io/kubernetes/cmd/kube-proxy/app"\n\t_ "k8s.io/kubectl/pkg/cmd"\n)\n' > "$w/tools.go"
   (cd "$w" && go mod tidy >/dev/null 2>&1 || go mod tidy)
-  local vpkg=k8s.io/component-base/version
+  kube_build "$1" "$ver" kube-apiserver kube-controller-manager kube-scheduler kubectl
+}
+# kube_build OUT VERSION CMD...: go build each k8s.io/kubernetes/cmd/CMD from the wrapper module, with version ldflags
+kube_build() {
+  local out=$1 ver=$2 minor w="$CACHE/src/kube-wrapper@$2" vpkg=k8s.io/component-base/version c; shift 2
+  minor=$(printf '%s' "$ver" | cut -d. -f2)
   local ld="-s -w -X $vpkg.gitVersion=$ver -X $vpkg.gitMajor=1 -X $vpkg.gitMinor=$minor -X $vpkg.gitTreeState=clean -X $vpkg.buildDate=1970-01-01T00:00:00Z"
   ld="$ld -X k8s.io/client-go/pkg/version.gitVersion=$ver -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
-  for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+  for c in "$@"; do
     step "  go build $c"
-    (cd "$w" && go build -ldflags "$ld" -o "$1/$c" "k8s.io/kubernetes/cmd/$c")
+    (cd "$w" && go build -ldflags "$ld" -o "$out/$c" "k8s.io/kubernetes/cmd/$c")
   done
+}
+# The real node's kubelet and kube-proxy, from the same wrapper module as the control plane (b_kube made it).
+b_kubenode() {
+  [ -f "$CACHE/src/kube-wrapper@$2/tools.go" ] && grep -q cmd/kubelet/app "$CACHE/src/kube-wrapper@$2/tools.go" || b_kube "$1" "$2"
+  kube_build "$1" "$2" kubelet kube-proxy
+}
+# CoreDNS with only the plugins a cluster-local resolver needs (no forward: no query leaves the machine);
+# the main package is generated from tools/coredns/main.go.in (ours) in a module that requires CoreDNS.
+b_coredns() {
+  local w="$CACHE/src/coredns-main@$2"
+  mkdir -p "$w"
+  cp "$ROOT/tools/coredns/main.go.in" "$w/main.go"
+  printf 'module local/coredns-main\n\ngo 1.24\n\nrequire github.com/coredns/coredns %s\n' "$2" > "$w/go.mod"
+  (cd "$w" && go mod tidy >/dev/null 2>&1 || go mod tidy)
+  (cd "$w" && go build -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$2" -o "$1/coredns" .)
 }
 
 go_tools() {
@@ -136,11 +157,15 @@ go_tools() {
   build kwokctl "$KWOK_VERSION" b_kwokctl
   build kube-apiserver "$KUBERNETES_VERSION" b_kube
   for c in kube-controller-manager kube-scheduler kubectl; do link "$c" "$CACHE/bin/kube-apiserver@$KUBERNETES_VERSION"; done
+  build kubelet "$KUBERNETES_VERSION" b_kubenode
+  link kube-proxy "$CACHE/bin/kubelet@$KUBERNETES_VERSION"
+  build coredns "$COREDNS_VERSION" b_coredns
   build keda-operator "$KEDA_VERSION" b_keda
   link keda-adapter "$CACHE/bin/keda-operator@$KEDA_VERSION"
   build metrics-server "$METRICS_SERVER_VERSION" b_metrics_server
   build kube-score "$KUBE_SCORE_VERSION" b_kube_score
   build registry "$DISTRIBUTION_VERSION" b_registry
+  build actionlint "$ACTIONLINT_VERSION" b_actionlint
 }
 
 python_deps() {
