@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.harness import helm
-from tests.harness.paths import profiles
+from tests.harness.paths import CHARTS, profiles
 
 pytestmark = pytest.mark.render
 
@@ -42,6 +43,16 @@ def env(c: dict[str, Any]) -> dict[str, Any]:
 
 def env_order(c: dict[str, Any]) -> list[str]:
     return [e["name"] for e in c.get("env", [])]
+
+
+def chart_default_image(chart: str, *path: str) -> str:
+    """The image reference a chart's values.yaml declares at `path` ({registry, repository, tag}), composed as
+    langflow-common.image does (no profile overrides the worker image)."""
+    img: Any = yaml.safe_load((CHARTS / chart / "values.yaml").read_text())
+    for key in path:
+        img = img[key]
+    ref = f"{img['registry']}/{img['repository']}" if img.get("registry") else img["repository"]
+    return f"{ref}:{img['tag']}"
 
 
 def broker_type(m: helm.Manifest) -> str:
@@ -197,7 +208,7 @@ def test_runtime_statefulset_contract(profile: str, rendered_profiles: dict[str,
     assert pod["enableServiceLinks"] is False
     lf, worker = container(sts, "langflow"), container(sts, "worker")
     assert lf["image"].endswith("langflowai/langflow-backend:1.13.0")
-    assert worker["image"] == "langflow-platform/worker:0.1.0"
+    assert worker["image"] == chart_default_image("langflow-runtime", "worker", "image")
     e, w = env(lf), env(worker)
     assert e["LANGFLOW_BACKEND_ONLY"] == "true"
     assert e["LANGFLOW_LOAD_FLOWS_PATH"] == "/app/flows"
