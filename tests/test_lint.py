@@ -1,16 +1,22 @@
 """schema: the linters that gate every change. helm lint --strict on every chart and on the umbrella with every
 profile; chart-testing (ct lint, driven by ct.yaml: Chart.yaml schema, yamllint with tools/lintconf.yaml,
 helm lint of each chart and of the umbrella once per charts/langflow-platform/ci/*-values.yaml); ruff check and
-ruff format --check on the Python.
+ruff format --check on the Python; actionlint on the GitHub workflows, and the release workflow pushes the
+image the runtime chart names by default.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
+import tomllib
+from pathlib import Path
 
 import pytest
+import yaml
 
+from tests.harness import helm
 from tests.harness.paths import CHARTS, ROOT, TOOLS, UMBRELLA, profile_file, profiles, tool
 
 pytestmark = pytest.mark.schema
@@ -75,3 +81,87 @@ def test_ruff_check() -> None:
 def test_ruff_format() -> None:
     proc = run([venv_tool("ruff"), "format", "--check", *PYTHON_DIRS])
     assert proc.returncode == 0, f"ruff format --check (run `ruff format`):\n{proc.stdout}{proc.stderr}"
+
+
+# --- GitHub Actions workflows ---------------------------------------------------------------------------------
+
+WORKFLOWS = ROOT / ".github" / "workflows"
+RELEASE = WORKFLOWS / "release.yaml"
+EXPR = re.compile(r"\$\{\{\s*([^}]+?)\s*\}\}")
+
+
+def actionlint(*files: Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(TOOLS / "bin"), env.get("PATH", "")])  # shellcheck, when present, by name
+    cmd = [tool("actionlint"), "-no-color", *map(str, files)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=cwd, env=env)
+
+
+def test_actionlint_workflows() -> None:
+    files = sorted(WORKFLOWS.glob("*.yaml"))
+    assert {f.name for f in files} >= {"ci.yaml", "release.yaml"}, f"workflows: {[f.name for f in files]}"
+    proc = actionlint(*files)
+    assert proc.returncode == 0, f"actionlint {' '.join(f.name for f in files)}:\n{proc.stdout}{proc.stderr}"
+
+
+@pytest.mark.parametrize(
+    ("breakage", "expect"),
+    [
+        (("run: make -o tools deps package", "run: echo ${{ steps.nope.outputs.x }}"), '"nope" is not defined'),
+        (("runs-on: ubuntu-latest", "runs-on: ubuntu-lastest"), "ubuntu-lastest"),
+    ],
+    ids=["undefined-step-output", "bad-runs-on"],
+)
+def test_actionlint_catches_a_broken_workflow(tmp_path: Path, breakage: tuple[str, str], expect: str) -> None:
+    """A copy of the release workflow with one mistake fails actionlint: the lint above has teeth."""
+    old, new = breakage
+    text = RELEASE.read_text()
+    assert old in text, f"{RELEASE.name} no longer contains {old!r}: update this test"
+    broken = tmp_path / ".github" / "workflows" / "release.yaml"
+    broken.parent.mkdir(parents=True)
+    broken.write_text(text.replace(old, new, 1))
+    proc = actionlint(broken, cwd=tmp_path)
+    assert proc.returncode != 0, f"actionlint passed a broken workflow ({new}):\n{proc.stdout}"
+    assert expect in proc.stdout, f"actionlint did not name the mistake {expect!r}:\n{proc.stdout}"
+
+
+def worker_version() -> str:
+    return tomllib.loads((ROOT / "worker" / "pyproject.toml").read_text())["project"]["version"]
+
+
+def released_worker_image() -> str:
+    """The image reference the release workflow pushes for a tag v<worker version>: the build-push step's `tags`
+    with the workflow's env and the version step's output substituted."""
+    wf = yaml.safe_load(RELEASE.read_text())
+    pushes = [
+        (job, step)
+        for job in wf["jobs"].values()
+        for step in job["steps"]
+        if str(step.get("uses", "")).startswith("docker/build-push-action@")
+    ]
+    assert len(pushes) == 1, f"{RELEASE.name}: want one docker/build-push-action step, found {len(pushes)}"
+    job, push = pushes[0]
+    assert push["with"].get("push") is True and push["with"]["file"] == "worker/Dockerfile"
+    ids = {s.get("id") for s in job["steps"]}
+
+    def value(m: re.Match[str]) -> str:
+        expr = m[1]
+        if expr.startswith("env."):
+            return str(wf["env"][expr.removeprefix("env.")])
+        step = re.fullmatch(r"steps\.([\w-]+)\.outputs\.version", expr)
+        assert step and step[1] in ids, f"{RELEASE.name}: tag expression {expr!r} is not the version step's output"
+        return worker_version()
+
+    tags = [t.strip() for t in str(push["with"]["tags"]).replace(",", "\n").splitlines() if t.strip()]
+    assert len(tags) == 1, f"{RELEASE.name}: want one pushed tag, got {tags}"
+    return EXPR.sub(value, tags[0])
+
+
+@pytest.mark.timeout(120)
+def test_chart_default_worker_image_is_the_released_one() -> None:
+    """`helm template charts/langflow-runtime` names, for its worker container, the image the release workflow
+    pushes for the worker's version: a fresh install pulls an image that exists."""
+    m = helm.template(CHARTS / "langflow-runtime")
+    sts = m.get("StatefulSet", "lf-runtime")
+    images = {c["name"]: c["image"] for c in sts["spec"]["template"]["spec"]["containers"]}
+    assert images["worker"] == released_worker_image(), f"chart default {images['worker']} is not what is released"
