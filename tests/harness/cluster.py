@@ -36,6 +36,7 @@ from typing import Any
 import yaml
 
 from . import helm as helm_lib
+from .node import NODE_IP, NODE_NAME, NodeError, RealNode, images_importer
 from .paths import ROOT, TOOLS, tool
 from .servers import Process, free_port, spawn, wait_for
 
@@ -198,8 +199,9 @@ def make_pki(pki: Path) -> None:
     the front-proxy CA + client cert the apiserver presents to aggregated API servers."""
     pki.mkdir(parents=True, exist_ok=True)
     _ca(pki, "ca", "lfp-local-ca")
-    sans = [f"IP:{LOOPBACK}", "IP:10.96.0.1", "DNS:localhost", "DNS:kubernetes", "DNS:kubernetes.default",
-            "DNS:kubernetes.default.svc", "DNS:kubernetes.default.svc.cluster.local"]  # fmt: skip
+    sans = [f"IP:{LOOPBACK}", "IP:10.96.0.1", f"IP:{NODE_IP}", "DNS:localhost", "DNS:kubernetes",
+            "DNS:kubernetes.default", "DNS:kubernetes.default.svc",
+            "DNS:kubernetes.default.svc.cluster.local"]  # fmt: skip
     _leaf(pki, "apiserver", "ca", "/CN=kube-apiserver", sans=sans, usage="serverAuth")
     _leaf(pki, "admin", "ca", "/O=system:masters/CN=lfp-admin", sans=[f"IP:{LOOPBACK}", "DNS:localhost"],
           usage="serverAuth,clientAuth")  # fmt: skip
@@ -209,9 +211,17 @@ def make_pki(pki: Path) -> None:
     _openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
     _leaf(pki, "metrics-server", "ca", "/CN=metrics-server", usage="serverAuth",
           sans=[f"IP:{LOOPBACK}", "DNS:metrics-server.kube-system.svc", "DNS:localhost"])  # fmt: skip
+    # the real node: kubelet's serving cert and client identity (Node authorizer), kube-proxy's identity (bound to
+    # system:node-proxier by default), and the apiserver's client cert for logs/exec/port-forward on the kubelet
+    _leaf(pki, "kubelet", "ca", f"/CN={NODE_NAME}", usage="serverAuth", sans=[f"IP:{NODE_IP}", f"DNS:{NODE_NAME}"])
+    _leaf(pki, "kubelet-client", "ca", f"/O=system:nodes/CN=system:node:{NODE_NAME}")
+    _leaf(pki, "kube-proxy", "ca", "/CN=system:kube-proxy")
+    _leaf(pki, "apiserver-kubelet-client", "ca", "/O=system:masters/CN=kube-apiserver-kubelet-client")
 
 
-def write_kubeconfig(path: Path, server: str, pki: Path, name: str = "lfp-local") -> None:
+def write_kubeconfig(path: Path, server: str, pki: Path, name: str = "lfp-local", cert: str = "admin") -> None:
+    """A kubeconfig for `server` authenticating with the client certificate pki/<cert>.crt."""
+    cert = {"kubelet": "kubelet-client"}.get(cert, cert)
     cfg = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -219,7 +229,7 @@ def write_kubeconfig(path: Path, server: str, pki: Path, name: str = "lfp-local"
         "users": [
             {
                 "name": f"{name}-admin",
-                "user": {"client-certificate": str(pki / "admin.crt"), "client-key": str(pki / "admin.key")},
+                "user": {"client-certificate": str(pki / f"{cert}.crt"), "client-key": str(pki / f"{cert}.key")},
             }
         ],
         "contexts": [{"name": name, "context": {"cluster": name, "user": f"{name}-admin"}}],
@@ -386,6 +396,7 @@ class LocalCluster:
     nodes: int = 6
     zones: Sequence[str] = ZONES
     progress: Progress = _quiet
+    real_node: bool = False  # also start the real node (kubelet + containerd) and import the images it runs
     processes: dict[str, Process] = field(default_factory=dict)
 
     @property
@@ -399,9 +410,30 @@ class LocalCluster:
     def cluster(self) -> Cluster:
         return Cluster("local", self.kubeconfig, self.workdir)
 
+    def node(self) -> RealNode:
+        """The real node of this cluster (started by start_node(); its state lives in workdir/node)."""
+        port = int(self._state().get("ports", {}).get("apiserver", 0))
+        return RealNode(self.workdir / "node", self.workdir / "pki", self.kubeconfig, port, progress=self.progress)
+
+    def start_node(self) -> RealNode:
+        """Join the real node to the running control plane (no-op when it already runs)."""
+        node = self.node()
+        if node.running() and node.ready():
+            self.progress(f"real node {NODE_NAME} already running")
+            return node
+        node.down(quiet=True)
+        try:
+            node.up(import_images=images_importer(progress=self.progress))
+        except NodeError:
+            raise
+        except Exception as exc:
+            raise NodeError(f"real node: {exc}") from exc
+        return node
+
     def running(self) -> bool:
         state = self._state()
-        return bool(state) and all(_pid_alive(p, c) for c, p in state.get("pids", {}).items())
+        up = bool(state) and all(_pid_alive(p, c) for c, p in state.get("pids", {}).items())
+        return up and (not self.real_node or self.node().running())
 
     def _state(self) -> dict[str, Any]:
         try:
@@ -413,6 +445,10 @@ class LocalCluster:
     def up(self, timeout: float = 180) -> Cluster:
         if self.running():
             self.progress(f"local cluster already running (KUBECONFIG={self.kubeconfig})")
+            return self.cluster()
+        if self.real_node and self._state() and all(_pid_alive(p, c) for c, p in self._state()["pids"].items()):
+            self.progress("local control plane running; starting the real node")
+            self.start_node()
             return self.cluster()
         self.down(quiet=True)
         t0 = time.monotonic()
@@ -460,7 +496,11 @@ class LocalCluster:
                  "--requestheader-username-headers=X-Remote-User", "--requestheader-group-headers=X-Remote-Group",
                  "--requestheader-extra-headers-prefix=X-Remote-Extra-",
                  f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
-                 f"--proxy-client-key-file={pki / 'front-proxy-client.key'}"],
+                 f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
+                 # logs/exec/port-forward/metrics on the real node's kubelet (webhook authn/authz there)
+                 f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+                 f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+                 f"--kubelet-certificate-authority={pki / 'ca.crt'}"],
                 logs,
             )  # fmt: skip
             cluster = self.cluster()
@@ -532,7 +572,11 @@ class LocalCluster:
                 "APIService v1beta1.metrics.k8s.io (metrics-server) Available",
                 interval=0.5,
             )
-            step(f"ready: {self.nodes} nodes; export KUBECONFIG={self.kubeconfig}")
+            if self.real_node:
+                step("real node (containerd, kubelet, kube-proxy, CoreDNS; images imported)")
+                self.start_node()
+            step(f"ready: {self.nodes} kwok nodes{' + 1 real node' if self.real_node else ''}; "
+                 f"export KUBECONFIG={self.kubeconfig}")  # fmt: skip
             return cluster
         except BaseException:
             self.progress(self.diagnostics())
@@ -582,6 +626,11 @@ class LocalCluster:
     def down(self, *, quiet: bool = False, keep_data: bool = False) -> None:
         state = self._state()
         pids: dict[str, int] = state.get("pids", {})
+        from .realplatform import Relay
+
+        Relay.stop_all(self.workdir)  # the demo's 127.0.0.1 relays
+        if (self.workdir / "node" / "state.json").exists():
+            self.node().down(quiet=quiet)  # while the apiserver still answers: kubelet stops its pods first
         for name in reversed(COMPONENTS):
             proc = self.processes.pop(name, None)
             if proc is not None:
@@ -684,9 +733,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-crds", action="store_true", help="do not install the KEDA/cert-manager/CNPG/Prometheus CRDs"
     )
+    parser.add_argument(
+        "--no-real-node", action="store_true", help="kwok nodes only (no kubelet/containerd, no images to build)"
+    )
     args = parser.parse_args(argv)
     say: Progress = lambda m: print(f"cluster: {m}", flush=True)  # noqa: E731
-    local = LocalCluster(args.dir, nodes=args.nodes, progress=say)
+    local = LocalCluster(args.dir, nodes=args.nodes, progress=say, real_node=not args.no_real_node)
     if args.action == "up":
         cluster = local.up()
         if not args.no_crds:

@@ -1,12 +1,14 @@
-"""`make demo`: a cluster, the dev profile installed with helm --wait, and what is running and how to reach it.
+"""`make demo`: a cluster, the dev profile installed and running for real, a URL where Langflow answers.
 
-    python -m tests.harness.demo --cluster local      # default: the local control plane (make cluster-up's)
+    python -m tests.harness.demo --cluster local      # default: the local control plane + its real node
     python -m tests.harness.demo --cluster kind       # a kind cluster from tools/kind-config.yaml (needs Docker)
     python -m tests.harness.demo --cluster existing   # whatever $KUBECONFIG points at
 
-The toolchain is assumed built (`make demo` runs `make tools deps` first). The local cluster stays up after the
-demo (stop it with `make cluster-down`); on it kwok simulates the pods - the API objects, scheduling, admission,
-readiness and volumes are real, no container runs. On kind or a real cluster the pods run.
+On `local` the pods of the IDE, runtime, broker and database run as containers on the real node (kubelet +
+containerd, images from `make images`); Qdrant and the bundled monitoring (images that cannot be built here) run on
+kwok nodes, simulated. The demo waits until Langflow answers, serves it on 127.0.0.1 (a relay to the IDE Service,
+kept until `make cluster-down`), prints the generated admin login, and runs one flow through the queue. Re-running
+it reuses the cluster, the images and the release.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import realplatform as rp
 from .cluster import CRD_DIRS, DEFAULT_DIR, Cluster, LocalCluster, existing_cluster, kind_cluster
-from .paths import UMBRELLA, profile_file
+from .node import NODE_NAME
+from .paths import ROOT
 
 NAMESPACE = "langflow"
 RELEASE = "lf"
@@ -33,10 +37,14 @@ def say(msg: str, t0: float = time.monotonic()) -> None:
 def get_cluster(kind: str, kubeconfig: str | None) -> Cluster:
     if kind == "local":
         say(f"starting the local control plane in {DEFAULT_DIR} (reused when already running)")
-        return LocalCluster(DEFAULT_DIR, progress=lambda m: say(f"  {m}")).up()
+        return LocalCluster(DEFAULT_DIR, progress=lambda m: say(f"  {m}"), real_node=True).up()
     if kind == "kind":
+        from images import build as images_build
+
         DEFAULT_DIR.mkdir(parents=True, exist_ok=True)
         cluster, _ = kind_cluster(DEFAULT_DIR / "kind-kubeconfig", progress=say)
+        say("images: the same `make images` output, loaded with `kind load image-archive`")
+        images_build.kind_load(images_build.build(progress=lambda m: say(f"  {m}")), "langflow-platform")
         return cluster
     return existing_cluster(kubeconfig)
 
@@ -61,35 +69,66 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--profile", default="dev", help="values/<profile>.yaml to install (default dev)")
     p.add_argument("--namespace", default=NAMESPACE)
     p.add_argument("--timeout", default="10m", help="helm --wait timeout")
+    p.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", "7860")), help="local port for the UI")
     args = p.parse_args(argv)
+    t0 = time.monotonic()
 
     cluster = get_cluster(args.cluster, args.kubeconfig or None)
     say(f"installing CRDs ({', '.join(CRD_DIRS)})")
     cluster.install_crds()
     say(f"namespace {args.namespace} (Pod Security: restricted, enforced)")
     cluster.create_namespace(args.namespace, restricted=True)
-    say(f"helm upgrade --install {RELEASE} charts/langflow-platform -f values/{args.profile}.yaml --wait")
-    notes = cluster.helm(
-        "upgrade", "--install", RELEASE, str(UMBRELLA), "-n", args.namespace, "-f", str(profile_file(args.profile)),
-        "--wait", "--timeout", args.timeout,
-        timeout=3600,
-    )  # fmt: skip
+    files = " ".join(f"-f {f.relative_to(ROOT)}" for f in rp.values_files(args.profile, args.cluster))
+    say(f"helm upgrade --install {RELEASE} charts/langflow-platform {files} --wait (first start: ~1-2 min)")
+    notes = rp.install(cluster, RELEASE, args.namespace, args.profile, timeout=args.timeout)
     status = json.loads(cluster.helm("status", RELEASE, "-n", args.namespace, "-o", "json"))
     say(f"release {RELEASE}: revision {status['version']}, {status['info']['status']}")
     print("\n" + summary(cluster, args.namespace) + "\n")
     print(notes.split("NOTES:", 1)[-1].strip() + "\n")
+    release = rp.Release(cluster, RELEASE, args.namespace)
     kc = Path(cluster.kubeconfig)
-    print("Reach it:")
-    print(f"  export KUBECONFIG={kc}")
-    print(f"  kubectl -n {args.namespace} get pods")
     if args.cluster == "local":
-        print("  (local cluster: kwok simulates the pods, so port-forwards have no process behind them; the harness")
-        print("   runs real Langflow and workers as processes: `make test MARK=load`, `make test MARK=scaling`)")
-        print("  stop it: make cluster-down")
+        target = release.ide_url().removeprefix("http://")
+        url = rp.Relay(DEFAULT_DIR, "ide").start(args.port, target)
+        say(f"relay 127.0.0.1:{args.port} -> IDE Service {target} (through kube-proxy on the real node)")
+        say("waiting until Langflow answers /health_check (database and cache ok)")
+        rp.wait_healthy(url, timeout=300)
+        user, password = release.login()
+        with rp.api_session(url, user, password):
+            pass
+        say(f"logged in to the API as {user}")
+        flow = "echo"
+        say(f"running flow '{flow}' through the queue ({release.broker()['queue']})")
+        result = rp.run_job(release, flow, "hello from make demo", timeout=180)
+        say(f"job {result['job_id']}: {result['status']} in {result.get('duration_ms', 0):.0f} ms on runtime pod "
+            f"{result['worker']}; outputs: {json.dumps(result.get('outputs'))[:300]}")  # fmt: skip
+        kwok = [
+            pod["metadata"]["name"]
+            for pod in _pods(cluster, args.namespace)
+            if pod["spec"].get("nodeName") != NODE_NAME
+        ]
+        if kwok:
+            say(f"simulated on kwok nodes (images not buildable here): {', '.join(kwok)}")
+        print(f"\nOpen the IDE: {url}\n  user: {user}\n  password: {password}\n")
+        print(f"  export KUBECONFIG={kc}\n  kubectl -n {args.namespace} get pods -o wide")
+        print(f"  stop everything: make cluster-down        (demo took {time.monotonic() - t0:.0f}s)")
     else:
-        print(f"  kubectl -n {args.namespace} port-forward svc/{RELEASE}-ide 7860:7860   # then http://127.0.0.1:7860/")
+        print("Reach it:")
+        print(f"  export KUBECONFIG={kc}")
+        print(f"  kubectl -n {args.namespace} port-forward svc/{release.ide_service()['metadata']['name']} 7860:7860"
+              "   # then http://127.0.0.1:7860/")  # fmt: skip
+        user, password = release.login()
+        print(f"  user: {user}\n  password: {password}")
     return 0
 
 
+def _pods(cluster: Cluster, ns: str) -> list[dict]:  # type: ignore[type-arg]
+    return list(json.loads(cluster.kubectl("get", "pods", "-n", ns, "-o", "json").stdout)["items"])
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (rp.PlatformError, RuntimeError) as exc:
+        print(f"demo: FAILED: {exc}", file=sys.stderr)
+        sys.exit(1)

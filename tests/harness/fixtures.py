@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from .cluster import Cluster, cluster_for
+from .cluster import Cluster, LocalCluster, cluster_for
+from .node import RealNode
 
 
 def _progress(msg: str) -> None:
@@ -28,6 +29,15 @@ def kube(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     with cluster_for(kind, kubeconfig=kubeconfig, progress=_progress) as cluster:
         cluster.install_crds()
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def real_node(kube: Cluster) -> RealNode | None:
+    """The local cluster's real node, started on first use (images built or reused, then imported).
+    None on kind/existing, where every node is real already."""
+    if kube.kind != "local" or kube.workdir is None:
+        return None
+    return LocalCluster(kube.workdir, progress=_progress).start_node()
 
 
 @pytest.fixture

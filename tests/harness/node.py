@@ -1,0 +1,720 @@
+"""A real node for the local cluster: containerd + runc + CNI bridge, kubelet, kube-proxy and CoreDNS.
+
+Pods scheduled to it run as containers from images built here (`make images`, imported into containerd and
+tagged as the charts name them). The kwok nodes stay beside it for scale tests; the real node carries the taint
+`langflow-platform.dev/real-node=true:NoSchedule`, so only pods that tolerate it (the harness overlay
+tests/harness/values/real-node.yaml) run here and every other pod keeps landing on kwok.
+
+Network safety (required on this machine): the pods live on bridge `lfp0` (10.245.0.0/24, the node address
+10.245.0.1 on it), host-local IPAM with a route to the Service range only (no default route), no masquerade,
+and an nftables table `inet lfp_node` that drops forwarding between the bridge and any other interface, drops
+what a pod sends to the host on any address but the node's, and answers the node daemons' ports only on `lo`
+and the bridge. Pods reach the API server through the `kubernetes` Service (an EndpointSlice to a socat relay
+on 10.245.0.1:6443 -> the loopback apiserver) and DNS through `kube-dns` (10.96.0.10 -> CoreDNS on the node
+address; cluster.local only, nothing is forwarded off the machine).
+
+`down()` leaves nothing behind: processes, container tasks and shims, mounts, network namespaces, veths, the
+bridge, firewall tables and chains, kubelet's cgroups, and the host sysctls kubelet and the bridge plugin change
+(recorded before start, restored after). `leftovers()` lists whatever is still there, for tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .paths import ROOT, tool
+from .servers import Process, spawn, wait_for
+
+NODE_NAME = "lfp-node"
+BRIDGE = "lfp0"
+NODE_SUBNET = "10.245.0.0/24"
+NODE_IP = "10.245.0.1"
+DNS_SERVICE_IP = "10.96.0.10"
+APISERVER_RELAY_PORT = 6443
+KUBELET_PORT = 10250
+NFT_TABLE = "lfp_node"
+CNI_NETWORK = "lfp"
+CNI_BIN_DIRS = ("/usr/lib/cni", "/opt/cni/bin")
+TAINT_KEY = "langflow-platform.dev/real-node"
+NODE_LABEL = "langflow-platform.dev/node"
+SANDBOX_IMAGE = "registry.k8s.io/pause:3.10"
+# sysctls kubelet (protectKernelDefaults: false) and the CNI bridge plugin (ip_forward) change on the host
+SYSCTLS = ("kernel.panic", "kernel.panic_on_oops", "vm.overcommit_memory", "net.ipv4.ip_forward")
+# registries the charts' images name: each points at a closed loopback port, so a pull fails at once, locally
+REGISTRIES = ("docker.io", "registry-1.docker.io", "registry.k8s.io", "ghcr.io", "quay.io", "gcr.io", "public.ecr.aws")
+COMPONENTS = ("containerd", "apiserver-relay", "coredns", "kube-proxy", "kubelet")
+CACHE = Path(
+    os.environ.get("LFP_CACHE")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "langflow-platform"
+)
+# containerd's content store and snapshots persist across cluster-down, so imported images are reused
+CONTAINERD_ROOT = CACHE / "containerd"
+
+Progress = Callable[[str], None]
+
+
+class NodeError(RuntimeError):
+    """The real node could not start (the message names the step and the fix) or did not stop cleanly."""
+
+
+def _run(
+    *cmd: str, check: bool = True, timeout: float = 60, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, input=input)
+    if check and proc.returncode != 0:
+        raise NodeError(f"`{' '.join(cmd)}` failed ({proc.returncode}): {(proc.stderr or proc.stdout).strip()}")
+    return proc
+
+
+def _sysctl_path(name: str) -> Path:
+    return Path("/proc/sys") / name.replace(".", "/")
+
+
+def _nft_tables() -> list[str]:
+    out = _run("nft", "list", "tables", check=False).stdout
+    return sorted(line.split(" ", 1)[1].strip() for line in out.splitlines() if line.startswith("table "))
+
+
+def _nft_chains() -> list[str]:
+    """'family table chain' for every chain (iptables-nft keeps KUBE-* canary chains in its own tables)."""
+    out = _run("nft", "-j", "list", "chains", check=False).stdout
+    with contextlib.suppress(ValueError):
+        items = json.loads(out).get("nftables", [])
+        return sorted(
+            f"{c['chain']['family']} {c['chain']['table']} {c['chain']['name']}" for c in items if "chain" in c
+        )
+    return []
+
+
+def _netns() -> list[str]:
+    return sorted(p.name for p in Path("/var/run/netns").glob("*")) if Path("/var/run/netns").is_dir() else []
+
+
+def _port_in_use(port: int, host: str = "0.0.0.0") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def host_snapshot() -> dict[str, Any]:
+    """What the node may change on the host, read before it starts (restored or compared after it stops)."""
+    return {
+        "sysctls": {s: _sysctl_path(s).read_text().strip() for s in SYSCTLS if _sysctl_path(s).exists()},
+        "nft_tables": _nft_tables(),
+        "nft_chains": _nft_chains(),
+        "netns": _netns(),
+        "paths": {p: Path(p).exists() for p in ("/var/lib/kubelet", "/var/lib/cni", "/etc/cni", "/run/containerd")},
+    }
+
+
+@dataclass
+class RealNode:
+    """One real node joined to a LocalCluster (whose PKI, kubeconfig and apiserver port it is given)."""
+
+    workdir: Path  # the node's own folder inside the cluster's workdir
+    pki: Path
+    admin_kubeconfig: Path
+    apiserver_port: int
+    progress: Progress = print
+    processes: dict[str, Process] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------------------------------ paths
+    @property
+    def state_file(self) -> Path:
+        return self.workdir / "state.json"
+
+    @property
+    def socket(self) -> Path:
+        return self.workdir / "run" / "containerd.sock"
+
+    @property
+    def kubelet_dir(self) -> Path:
+        return self.workdir / "kubelet"
+
+    def _state(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _save(self, **kw: Any) -> None:
+        state = self._state()
+        state.update(kw)
+        self.state_file.write_text(json.dumps(state, indent=1))
+
+    def ctr(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return _run("ctr", "--address", str(self.socket), "--namespace", "k8s.io", *args, check=check, timeout=timeout)
+
+    # -------------------------------------------------------------------------------------- preflight
+    def preflight(self) -> None:
+        """Every kernel feature, binary and port the node needs, checked before anything starts."""
+        problems: list[str] = []
+        if os.geteuid() != 0:
+            problems.append("the real node needs root (containerd, network namespaces, nftables, cgroups)")
+        for name in ("containerd", "containerd-shim-runc-v2", "runc", "ctr", "nft", "ip", "socat"):
+            if not shutil.which(name):
+                problems.append(
+                    f"`{name}` is not installed: run `make tools` (Debian package list in tools/versions.env)"
+                )
+        if not any(Path(d, "bridge").exists() and Path(d, "host-local").exists() for d in CNI_BIN_DIRS):
+            problems.append("CNI plugins bridge/host-local missing: apt-get install containernetworking-plugins")
+        for name in ("kubelet", "kube-proxy", "coredns"):
+            try:
+                tool(name)
+            except FileNotFoundError as exc:
+                problems.append(str(exc))
+        filesystems = Path("/proc/filesystems").read_text()
+        if "overlay" not in filesystems:
+            problems.append(
+                "the kernel has no overlay filesystem (containerd's overlayfs snapshotter): modprobe overlay"
+            )
+        if not Path("/sys/fs/cgroup/memory").is_dir() and not Path("/sys/fs/cgroup/cgroup.controllers").exists():
+            problems.append("no memory cgroup controller under /sys/fs/cgroup (kubelet needs cgroups)")
+        if _run("nft", "list", "tables", check=False).returncode != 0:
+            problems.append("nftables does not work here (`nft list tables` failed): the kernel needs nf_tables")
+        if _run("ip", "link", "show", BRIDGE, check=False).returncode == 0:
+            problems.append(f"bridge {BRIDGE} exists already (a node left behind?): run `make cluster-down`")
+        for port in (KUBELET_PORT,):
+            if _port_in_use(port):
+                problems.append(
+                    f"port {port} (kubelet) is in use: stop what listens there (`ss -ltnp 'sport = :{port}'`)"
+                )
+        if problems:
+            raise NodeError("real node preflight failed:\n  - " + "\n  - ".join(problems))
+
+    # --------------------------------------------------------------------------------------------- up
+    def up(self, import_images: Callable[[str, Path], None] | None = None, timeout: float = 120) -> None:
+        """Start the node; `import_images(containerd_address, state_dir)` loads the images before kubelet starts."""
+        t0 = time.monotonic()
+        step = lambda msg: self.progress(f"[+{time.monotonic() - t0:5.1f}s] node: {msg}")  # noqa: E731
+        self.preflight()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._save(snapshot=host_snapshot(), pids={}, started=time.time())
+        try:
+            step(f"bridge {BRIDGE} {NODE_IP}/24 and nftables table inet {NFT_TABLE} (no route off this machine)")
+            self._network()
+            step("containerd (runc, overlayfs; registries point at a closed loopback port)")
+            self._containerd()
+            if import_images is not None:
+                step("images: importing into containerd (reused when already imported)")
+                import_images(str(self.socket), CONTAINERD_ROOT)
+            step(f"API server relay {NODE_IP}:{APISERVER_RELAY_PORT} -> 127.0.0.1:{self.apiserver_port}; CoreDNS")
+            self._relay_and_dns()
+            step("kube-proxy (nftables mode) and kubelet")
+            self._kube_proxy()
+            self._kubelet()
+            wait_for(lambda: self._check_alive() and self.ready(), timeout, f"node {NODE_NAME} Ready", interval=0.5)
+            step(f"node {NODE_NAME} Ready (taint {TAINT_KEY}=true:NoSchedule)")
+        except BaseException:
+            self.progress(self.diagnostics())
+            self.down(quiet=True)
+            raise
+
+    def _check_alive(self) -> bool:
+        for p in self.processes.values():
+            p.ensure_alive()
+        return True
+
+    def _start(self, name: str, cmd: list[str]) -> None:
+        proc = spawn(name, cmd, self.workdir / "logs" / f"{name}.log", env={**os.environ, "GOMAXPROCS": "2"})
+        self.processes[name] = proc
+        pids = self._state().get("pids", {})
+        pids[name] = proc.popen.pid
+        self._save(pids=pids)
+
+    def _network(self) -> None:
+        _run("ip", "link", "add", BRIDGE, "type", "bridge")
+        _run("ip", "addr", "add", f"{NODE_IP}/24", "dev", BRIDGE)
+        _run("ip", "link", "set", BRIDGE, "up")
+        rules = f"""
+table inet {NFT_TABLE} {{
+  chain forward {{
+    type filter hook forward priority -10; policy accept;
+    iifname "{BRIDGE}" oifname != "{BRIDGE}" counter drop comment "pods: no route off this machine"
+    oifname "{BRIDGE}" iifname != "{BRIDGE}" counter drop comment "nothing from outside reaches a pod"
+  }}
+  chain input {{
+    type filter hook input priority -10; policy accept;
+    iifname "{BRIDGE}" ip daddr != {NODE_IP} counter drop comment "pods reach the host on the node address only"
+    iifname != {{ "lo", "{BRIDGE}" }} ip daddr {NODE_IP} counter drop comment "node daemons answer on lo/bridge only"
+    iifname != {{ "lo", "{BRIDGE}" }} tcp dport {{ {KUBELET_PORT}, {APISERVER_RELAY_PORT}, 53 }} counter drop
+    iifname != {{ "lo", "{BRIDGE}" }} udp dport 53 counter drop
+  }}
+}}
+"""
+        (self.workdir / "nftables.nft").write_text(rules)
+        _run("nft", "-f", str(self.workdir / "nftables.nft"))
+        cni_bin = next(d for d in CNI_BIN_DIRS if Path(d, "bridge").exists())
+        conf = self.workdir / "cni" / "net.d"
+        conf.mkdir(parents=True, exist_ok=True)
+        conflist = {
+            "cniVersion": "1.0.0",
+            "name": CNI_NETWORK,
+            "plugins": [
+                {
+                    "type": "bridge",
+                    "bridge": BRIDGE,
+                    "isGateway": True,
+                    "isDefaultGateway": False,
+                    "ipMasq": False,
+                    "hairpinMode": True,
+                    "ipam": {
+                        "type": "host-local",
+                        "ranges": [[{"subnet": NODE_SUBNET, "gateway": NODE_IP}]],
+                        # the Service range only: a pod has no default route, so nothing leaves the machine
+                        "routes": [{"dst": "10.96.0.0/16"}],
+                        "dataDir": str(self.workdir / "cni" / "ipam"),
+                    },
+                },
+                {"type": "portmap", "capabilities": {"portMappings": True}},
+            ],
+        }
+        (conf / "10-lfp.conflist").write_text(json.dumps(conflist, indent=1))
+        self._save(cni_bin=cni_bin)
+
+    def _containerd(self) -> None:
+        run_dir, certs = self.workdir / "run", self.workdir / "certs.d"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        CONTAINERD_ROOT.mkdir(parents=True, exist_ok=True)
+        for host in (*REGISTRIES, "_default"):
+            (certs / host).mkdir(parents=True, exist_ok=True)
+            (certs / host / "hosts.toml").write_text(
+                'server = "http://127.0.0.1:9"\n[host."http://127.0.0.1:9"]\n  capabilities = ["pull", "resolve"]\n'
+            )
+        cri = 'plugins."io.containerd.grpc.v1.cri"'
+        config = f"""version = 2
+root = "{CONTAINERD_ROOT}"
+state = "{self.workdir / "containerd-state"}"
+oom_score = 0
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.tracing.processor.v1.otlp"]
+[grpc]
+  address = "{self.socket}"
+[ttrpc]
+  address = "{run_dir / "containerd.sock.ttrpc"}"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{self.workdir / "opt"}"
+[{cri}]
+  sandbox_image = "{SANDBOX_IMAGE}"
+  restrict_oom_score_adj = true
+  enable_selinux = false
+  [{cri}.containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [{cri}.containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [{cri}.containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [{cri}.cni]
+    bin_dir = "{self._state()["cni_bin"]}"
+    conf_dir = "{self.workdir / "cni" / "net.d"}"
+  [{cri}.registry]
+    config_path = "{certs}"
+"""
+        (self.workdir / "containerd.toml").write_text(config)
+        self._start("containerd", ["containerd", "--config", str(self.workdir / "containerd.toml")])
+        wait_for(
+            lambda: self._check_alive() and self.ctr("version", check=False, timeout=10).returncode == 0,
+            60,
+            "containerd to answer on its socket",
+        )
+
+    def _relay_and_dns(self) -> None:
+        from .cluster import Cluster
+
+        cluster = Cluster("local", self.admin_kubeconfig)
+        self._start(
+            "apiserver-relay",
+            ["socat", f"TCP-LISTEN:{APISERVER_RELAY_PORT},bind={NODE_IP},reuseaddr,fork",
+             f"TCP:127.0.0.1:{self.apiserver_port}"],
+        )  # fmt: skip
+        corefile = self.workdir / "Corefile"
+        health = _free_loopback_port()
+        ready = _free_loopback_port()
+        corefile.write_text(
+            f""".:53 {{
+    bind {NODE_IP}
+    errors
+    health 127.0.0.1:{health}
+    ready 127.0.0.1:{ready}
+    kubernetes cluster.local in-addr.arpa ip6.arpa {{
+        kubeconfig {self.admin_kubeconfig}
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+    }}
+    cache 30
+    loadbalance
+}}
+"""
+        )
+        self._start("coredns", [tool("coredns"), "-conf", str(corefile)])
+        self._save(coredns_ready_port=ready)
+        cluster.apply(_service_objects(self.pki))
+        import requests
+
+        wait_for(
+            lambda: self._check_alive() and requests.get(f"http://127.0.0.1:{ready}/ready", timeout=2).ok,
+            60,
+            "CoreDNS /ready",
+        )
+
+    def _kube_proxy(self) -> None:
+        cfg = {
+            "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+            "kind": "KubeProxyConfiguration",
+            "mode": "nftables",
+            "clientConnection": {"kubeconfig": str(self.workdir / "kube-proxy.kubeconfig")},
+            "hostnameOverride": NODE_NAME,
+            "bindAddress": NODE_IP,
+            "healthzBindAddress": f"127.0.0.1:{_free_loopback_port()}",
+            "metricsBindAddress": f"127.0.0.1:{_free_loopback_port()}",
+            "clusterCIDR": NODE_SUBNET,
+            "nodePortAddresses": [f"{NODE_IP}/32"],
+            "oomScoreAdj": 0,
+            # leave the host's conntrack sysctls alone
+            "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
+        }
+        _client_kubeconfig(self.workdir / "kube-proxy.kubeconfig", self.apiserver_port, self.pki, "kube-proxy")
+        (self.workdir / "kube-proxy.yaml").write_text(yaml.safe_dump(cfg))
+        self._start("kube-proxy", [tool("kube-proxy"), f"--config={self.workdir / 'kube-proxy.yaml'}", "--v=1"])
+
+    def _kubelet(self) -> None:
+        resolv = self.workdir / "resolv.conf"
+        resolv.write_text("")  # pods get the cluster DNS only, not the host's search domains
+        cfg = {
+            "apiVersion": "kubelet.config.k8s.io/v1beta1",
+            "kind": "KubeletConfiguration",
+            "address": NODE_IP,
+            "port": KUBELET_PORT,
+            "readOnlyPort": 0,
+            "healthzBindAddress": "127.0.0.1",
+            "healthzPort": _free_loopback_port(),
+            "authentication": {
+                "anonymous": {"enabled": False},
+                "webhook": {"enabled": True},
+                "x509": {"clientCAFile": str(self.pki / "ca.crt")},
+            },
+            "authorization": {"mode": "Webhook"},
+            "tlsCertFile": str(self.pki / "kubelet.crt"),
+            "tlsPrivateKeyFile": str(self.pki / "kubelet.key"),
+            "containerRuntimeEndpoint": f"unix://{self.socket}",
+            "cgroupDriver": "cgroupfs",
+            "failCgroupV1": False,
+            "failSwapOn": False,
+            "oomScoreAdj": 0,  # this VM denies CAP_SYS_RESOURCE: no negative oom_score_adj
+            "clusterDNS": [DNS_SERVICE_IP],
+            "clusterDomain": "cluster.local",
+            "resolvConf": str(resolv),
+            # imported images cannot be pulled back: never garbage-collect them, never evict on disk pressure
+            "imageGCHighThresholdPercent": 100,
+            "imageGCLowThresholdPercent": 99,
+            "evictionHard": {"memory.available": "200Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
+            "registerWithTaints": [{"key": TAINT_KEY, "value": "true", "effect": "NoSchedule"}],
+            "maxPods": 60,
+            "serializeImagePulls": False,
+            "containerLogMaxSize": "10Mi",
+            "enableDebuggingHandlers": True,
+        }
+        (self.workdir / "kubelet.yaml").write_text(yaml.safe_dump(cfg))
+        _client_kubeconfig(self.workdir / "kubelet.kubeconfig", self.apiserver_port, self.pki, "kubelet")
+        self.kubelet_dir.mkdir(parents=True, exist_ok=True)
+        self._start(
+            "kubelet",
+            [tool("kubelet"), f"--config={self.workdir / 'kubelet.yaml'}",
+             f"--kubeconfig={self.workdir / 'kubelet.kubeconfig'}", f"--root-dir={self.kubelet_dir}",
+             f"--cert-dir={self.workdir / 'kubelet-pki'}", f"--hostname-override={NODE_NAME}",
+             f"--node-ip={NODE_IP}", f"--node-labels={NODE_LABEL}=real,type=real", "--v=1"],
+        )  # fmt: skip
+
+    def ready(self) -> bool:
+        from .cluster import Cluster
+
+        proc = Cluster("local", self.admin_kubeconfig).kubectl("get", "node", NODE_NAME, "-o", "json", check=False)
+        if proc.returncode != 0:
+            return False
+        conds = json.loads(proc.stdout).get("status", {}).get("conditions", [])
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+
+    def running(self) -> bool:
+        pids = self._state().get("pids", {})
+        return bool(pids) and all(_pid_alive(pid, name) for name, pid in pids.items())
+
+    def diagnostics(self, lines: int = 20) -> str:
+        out = []
+        for name in COMPONENTS:
+            log = self.workdir / "logs" / f"{name}.log"
+            if log.exists():
+                tail = log.read_text(errors="replace").splitlines()[-lines:]
+                out.append(f"--- {log} ---\n" + "\n".join(tail))
+        return "\n".join(out)
+
+    # ------------------------------------------------------------------------------------------- down
+    def down(self, *, quiet: bool = False, grace: float = 30) -> None:
+        """Stop everything the node started and undo what it changed on the host. Safe to call twice."""
+        state = self._state()
+        if not state:
+            return
+        pids: dict[str, int] = state.get("pids", {})
+        if "kubelet" in pids and self.socket.exists():
+            self._stop_pods(grace)
+        for name in reversed(COMPONENTS):
+            if name == "containerd":
+                self._kill_tasks()
+            proc = self.processes.pop(name, None)
+            if proc is not None:
+                proc.stop(grace=10)
+            elif name in pids:
+                _stop_pid(pids[name], name)
+        self._kill_shims()
+        self._unmount()
+        snapshot = state.get("snapshot", {})
+        for ns in set(_netns()) - set(snapshot.get("netns", [])):
+            if ns.startswith("cni-"):
+                _run("ip", "netns", "delete", ns, check=False)
+        _run("ip", "link", "delete", BRIDGE, check=False)
+        self._restore_firewall(snapshot)
+        for name, value in snapshot.get("sysctls", {}).items():
+            with contextlib.suppress(OSError):
+                if _sysctl_path(name).read_text().strip() != value:
+                    _sysctl_path(name).write_text(value)
+        self._remove_cgroups()
+        self._remove_host_paths(snapshot)
+        if not quiet:
+            self.progress("node: stopped kubelet, kube-proxy, CoreDNS, relay, containerd; network and host restored")
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _stop_pods(self, grace: float) -> None:
+        """Let kubelet stop every pod (so CNI tears the network down) before it stops itself."""
+        from .cluster import Cluster
+
+        cluster = Cluster("local", self.admin_kubeconfig)
+        cluster.kubectl(
+            "delete", "pods", "--all-namespaces", "--field-selector", f"spec.nodeName={NODE_NAME}",
+            "--grace-period=5", "--wait=false", check=False, timeout=60,
+        )  # fmt: skip
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            out = self.ctr("tasks", "ls", "-q", check=False, timeout=10).stdout.split()
+            if not out:
+                return
+            time.sleep(1)
+
+    def _kill_tasks(self) -> None:
+        if not self.socket.exists():
+            return
+        for task in self.ctr("tasks", "ls", "-q", check=False, timeout=20).stdout.split():
+            self.ctr("tasks", "kill", "-s", "SIGKILL", task, check=False, timeout=20)
+        time.sleep(0.5)
+        for task in self.ctr("tasks", "ls", "-q", check=False, timeout=20).stdout.split():
+            self.ctr("tasks", "delete", "-f", task, check=False, timeout=20)
+        for c in self.ctr("containers", "ls", "-q", check=False, timeout=20).stdout.split():
+            self.ctr("containers", "delete", c, check=False, timeout=20)
+
+    def _kill_shims(self) -> None:
+        for pid in _pids_mentioning(str(self.workdir)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def _unmount(self) -> None:
+        prefixes = (str(self.workdir), str(CONTAINERD_ROOT))
+        for _ in range(3):
+            mounts = [m for m in _mountpoints() if m.startswith(prefixes) or _netns_mount(m)]
+            if not mounts:
+                return
+            for m in sorted(mounts, key=len, reverse=True):
+                _run("umount", "-l", m, check=False)
+
+    def _restore_firewall(self, snapshot: dict[str, Any]) -> None:
+        before_tables = set(snapshot.get("nft_tables", []))
+        for table in set(_nft_tables()) - before_tables:
+            _run("nft", "delete", "table", *table.split(" ", 1), check=False)
+        before_chains = set(snapshot.get("nft_chains", []))
+        for chain in set(_nft_chains()) - before_chains:
+            family, table, name = chain.split(" ", 2)
+            _run("nft", "flush", "chain", family, table, name, check=False)
+            _run("nft", "delete", "chain", family, table, name, check=False)
+
+    @staticmethod
+    def _remove_cgroups() -> None:
+        root = Path("/sys/fs/cgroup")
+        for tree in sorted(root.glob("*/kubepods*"), reverse=True) + sorted(root.glob("kubepods*")):
+            for d in sorted((p for p in tree.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+            with contextlib.suppress(OSError):
+                tree.rmdir()
+
+    @staticmethod
+    def _remove_host_paths(snapshot: dict[str, Any]) -> None:
+        """kubelet and libcni write a few files outside their configured folders; remove what we created."""
+        existed = snapshot.get("paths", {})
+        results = Path("/var/lib/cni/results")
+        for f in results.glob(f"{CNI_NETWORK}-*") if results.is_dir() else []:
+            f.unlink(missing_ok=True)
+        for p in ("/var/lib/kubelet", "/var/lib/cni", "/etc/cni", "/run/containerd"):
+            if not existed.get(p, True):
+                shutil.rmtree(p, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------- helpers
+def leftovers(workdir: Path, snapshot: dict[str, Any]) -> list[str]:
+    """Whatever a stopped node left on the host, compared with `snapshot` (host_snapshot() before it started)."""
+    found: list[str] = []
+    found += [f"process {pid}: {_cmdline(pid)}" for pid in _pids_mentioning(str(workdir))]
+    for name in ("kubelet", "kube-proxy", "coredns"):
+        found += [f"process {pid}: {_cmdline(pid)}" for pid in _pids_named(name) if str(workdir) in _cmdline(pid)]
+    found += [f"mount {m}" for m in _mountpoints() if m.startswith((str(workdir), str(CONTAINERD_ROOT)))]
+    found += [f"netns {n}" for n in set(_netns()) - set(snapshot.get("netns", []))]
+    links = _run("ip", "-o", "link", "show", check=False).stdout
+    found += [f"link {line.split(':')[1].strip()}" for line in links.splitlines()
+              if BRIDGE in line or "veth" in line.split(":")[1]]  # fmt: skip
+    found += [f"nft table {t}" for t in set(_nft_tables()) - set(snapshot.get("nft_tables", []))]
+    found += [f"nft chain {c}" for c in set(_nft_chains()) - set(snapshot.get("nft_chains", []))]
+    for name, value in snapshot.get("sysctls", {}).items():
+        now = _sysctl_path(name).read_text().strip()
+        if now != value:
+            found.append(f"sysctl {name}={now} (was {value})")
+    found += [f"cgroup {p}" for p in Path("/sys/fs/cgroup").glob("*/kubepods*")]
+    if workdir.exists():
+        found.append(f"folder {workdir}")
+    return found
+
+
+def _free_loopback_port() -> int:
+    from .servers import free_port
+
+    return free_port()
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def _pids_mentioning(text: str) -> list[int]:
+    me = os.getpid()
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and int(p.name) != me
+            and text in _cmdline(int(p.name))]  # fmt: skip
+
+
+def _pids_named(name: str) -> list[int]:
+    return [pid for pid in (int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit())
+            if Path(_cmdline(pid).split(" ", 1)[0]).name == name]  # fmt: skip
+
+
+def _mountpoints() -> list[str]:
+    return [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+
+
+def _netns_mount(path: str) -> bool:
+    return path.startswith(("/var/run/netns/cni-", "/run/netns/cni-"))
+
+
+def _pid_alive(pid: int, name: str) -> bool:
+    cmd = _cmdline(pid)
+    return bool(cmd) and (Path(cmd.split(" ", 1)[0]).name == name or (name in ("apiserver-relay",) and "socat" in cmd))
+
+
+def _stop_pid(pid: int, name: str, grace: float = 10) -> None:
+    if not _pid_alive(pid, name):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and _pid_alive(pid, name):
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _client_kubeconfig(path: Path, port: int, pki: Path, who: str) -> None:
+    from .cluster import write_kubeconfig
+
+    write_kubeconfig(path, f"https://127.0.0.1:{port}", pki, name=f"lfp-{who}", cert=who)
+
+
+def _service_objects(pki: Path) -> list[dict[str, Any]]:
+    """The `kubernetes` and `kube-dns` Services' endpoints on the node address (no selector: hand-made slices)."""
+    managed = {"endpointslice.kubernetes.io/managed-by": "langflow-platform.dev/harness"}
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "kube-dns", "namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}},
+            "spec": {
+                "clusterIP": DNS_SERVICE_IP,
+                "ports": [
+                    {"name": "dns", "port": 53, "protocol": "UDP"},
+                    {"name": "dns-tcp", "port": 53, "protocol": "TCP"},
+                ],
+            },
+        },
+        {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": "kube-dns-node",
+                "namespace": "kube-system",
+                "labels": {"kubernetes.io/service-name": "kube-dns", **managed},
+            },
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [NODE_IP], "conditions": {"ready": True}}],
+            "ports": [
+                {"name": "dns", "port": 53, "protocol": "UDP"},
+                {"name": "dns-tcp", "port": 53, "protocol": "TCP"},
+            ],
+        },
+        {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": "kubernetes-node",
+                "namespace": "default",
+                "labels": {"kubernetes.io/service-name": "kubernetes", **managed},
+            },
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [NODE_IP], "conditions": {"ready": True}}],
+            "ports": [{"name": "https", "port": APISERVER_RELAY_PORT, "protocol": "TCP"}],
+        },
+    ]
+
+
+def node_overlay() -> Path:
+    """The harness-only values overlay that puts the buildable components on the real node."""
+    return ROOT / "tests" / "harness" / "values" / "real-node.yaml"
+
+
+def images_importer(names: Sequence[str] | None = None, progress: Progress = print) -> Callable[[str, Path], None]:
+    """An `import_images` callback for RealNode.up(): build (or reuse) the images, then import them."""
+
+    def run(address: str, state_dir: Path) -> None:
+        from images import build as images_build
+
+        built = images_build.build(names, progress=progress)
+        images_build.import_into_containerd(built, address, state_dir, progress=progress)
+
+    return run

@@ -1,0 +1,271 @@
+"""The platform running for real: the dev profile on the local cluster's real node, reached from this machine.
+
+Used by `make demo` and the `e2e` layer. Every name and credential comes from the live release (its rendered
+manifest, its pods' env and the Secrets they reference), never from a copy of the chart:
+
+- `install()`: `helm upgrade --install` of the umbrella with a profile (+ the real-node overlay on `local`);
+- `Release`: the objects of a release found by their labels (IDE Service, runtime StatefulSet, broker Service);
+- `Relay`: a local port on 127.0.0.1 forwarded to a Service's ClusterIP (socat; goes through kube-proxy),
+  kept running after the demo and stopped by `make cluster-down`;
+- `run_job()`: one flow-run job published to the broker the runtime consumes, and its result (with the
+  `worker` that ran it) read from a reply queue.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .cluster import Cluster
+from .node import node_overlay
+from .paths import UMBRELLA, profile_file
+from .servers import wait_for
+
+Progress = Callable[[str], None]
+RELAYS_FILE = "relays.json"
+
+
+class PlatformError(RuntimeError):
+    """The platform did not install, answer or run a job (the message names the step)."""
+
+
+def values_files(profile: str, cluster_kind: str) -> list[Path]:
+    """The profile, plus the harness overlay that puts the buildable components on the real node (local only)."""
+    files = [profile_file(profile)]
+    if cluster_kind == "local":
+        files.append(node_overlay())
+    return files
+
+
+def install(
+    cluster: Cluster, release: str, namespace: str, profile: str = "dev", *, timeout: str = "10m",
+    extra: Sequence[str] = (),
+) -> str:  # fmt: skip
+    """helm upgrade --install the umbrella chart with --wait; returns helm's output (the NOTES)."""
+    args = ["upgrade", "--install", release, str(UMBRELLA), "-n", namespace, "--wait", "--timeout", timeout]
+    for f in values_files(profile, cluster.kind):
+        args += ["-f", str(f)]
+    try:
+        return cluster.helm(*args, *extra, timeout=3600)
+    except Exception as exc:
+        raise PlatformError(f"helm upgrade --install {release} (profile {profile}) failed: {exc}") from exc
+
+
+def _secret_value(cluster: Cluster, namespace: str, ref: dict[str, Any]) -> str:
+    sel = ref["secretKeyRef"]
+    out = cluster.kubectl("get", "secret", sel["name"], "-n", namespace, "-o", "json")
+    return base64.b64decode(json.loads(out.stdout)["data"][sel["key"]]).decode()
+
+
+@dataclass
+class Release:
+    """A release's live objects, found by the chart's own labels."""
+
+    cluster: Cluster
+    name: str
+    namespace: str
+
+    def _get(self, kind: str, component: str, name_label: str | None = None) -> dict[str, Any]:
+        sel = f"app.kubernetes.io/instance={self.name},app.kubernetes.io/component={component}"
+        if name_label:
+            sel += f",app.kubernetes.io/name={name_label}"
+        items = json.loads(self.cluster.kubectl("get", kind, "-n", self.namespace, "-l", sel, "-o", "json").stdout)
+        items = items["items"]
+        if kind == "services":
+            items = [i for i in items if i["spec"].get("clusterIP") not in (None, "None")]
+        if len(items) != 1:
+            raise PlatformError(
+                f"expected one {kind} with labels {sel}, found {[i['metadata']['name'] for i in items]}"
+            )
+        return items[0]
+
+    def ide_service(self) -> dict[str, Any]:
+        return self._get("services", "ide")
+
+    def ide_deployment(self) -> dict[str, Any]:
+        return self._get("deployments", "ide")
+
+    def runtime(self) -> dict[str, Any]:
+        return self._get("statefulsets", "runtime")
+
+    def broker_service(self) -> dict[str, Any]:
+        return self._get("services", "rabbitmq", "broker")
+
+    def ide_url(self) -> str:
+        svc = self.ide_service()
+        port = next(p["port"] for p in svc["spec"]["ports"] if p["name"] == "http")
+        return f"http://{svc['spec']['clusterIP']}:{port}"
+
+    def container_env(self, workload: dict[str, Any], container: str) -> dict[str, Any]:
+        spec = workload["spec"]["template"]["spec"]
+        c = next(c for c in spec["containers"] if c["name"] == container)
+        return {e["name"]: e.get("value", e.get("valueFrom")) for e in c.get("env", [])}
+
+    def login(self) -> tuple[str, str]:
+        """The superuser the IDE creates at start and its generated password (from the Secret the pod reads)."""
+        env = self.container_env(self.ide_deployment(), "langflow")
+        return env["LANGFLOW_SUPERUSER"], _secret_value(
+            self.cluster, self.namespace, env["LANGFLOW_SUPERUSER_PASSWORD"]
+        )
+
+    def broker(self) -> dict[str, str]:
+        """How the runtime's worker reaches the broker: credentials from its Secret, queue from its env; the host
+        is the broker Service's ClusterIP (this machine reaches Services through kube-proxy)."""
+        env = self.container_env(self.runtime(), "worker")
+        svc = self.broker_service()
+        port = next(p["port"] for p in svc["spec"]["ports"] if p["name"] == "amqp")
+        return {
+            "host": svc["spec"]["clusterIP"],
+            "port": str(port),
+            "username": _secret_value(self.cluster, self.namespace, env["LF_BROKER_USERNAME"]),
+            "password": _secret_value(self.cluster, self.namespace, env["LF_BROKER_PASSWORD"]),
+            "queue": env["LF_BROKER_QUEUE"],
+        }
+
+    def runtime_pods(self) -> list[str]:
+        sel = ",".join(f"{k}={v}" for k, v in self.runtime()["spec"]["selector"]["matchLabels"].items())
+        out = self.cluster.kubectl("get", "pods", "-n", self.namespace, "-l", sel, "-o", "json").stdout
+        return [p["metadata"]["name"] for p in json.loads(out)["items"]]
+
+
+def run_job(release: Release, flow: str, input_value: str, timeout: float = 180) -> dict[str, Any]:
+    """Publish one job to the runtime's queue with a reply queue of our own; return the worker's result."""
+    import pika
+
+    b = release.broker()
+    creds = pika.PlainCredentials(b["username"], b["password"])
+    params = pika.ConnectionParameters(
+        b["host"], int(b["port"]), "/", creds, socket_timeout=10, blocked_connection_timeout=30
+    )
+    conn = pika.BlockingConnection(params)
+    try:
+        ch = conn.channel()
+        reply = ch.queue_declare("", exclusive=True, auto_delete=True).method.queue
+        job_id = str(uuid.uuid4())
+        body = {"job_id": job_id, "flow": flow, "input_value": input_value, "reply_to": reply}
+        ch.basic_publish(
+            "", b["queue"], json.dumps(body).encode(),
+            pika.BasicProperties(delivery_mode=2, correlation_id=job_id, content_type="application/json"),
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            method, _props, payload = ch.basic_get(reply, auto_ack=True)
+            if method is not None:
+                result: dict[str, Any] = json.loads(payload)
+                if result.get("job_id") == job_id:
+                    return result
+            conn.sleep(0.5)
+        raise PlatformError(f"no result for job {job_id} on queue {b['queue']} within {timeout:.0f}s")
+    finally:
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
+# --------------------------------------------------------------------------------------------------- relay
+@dataclass
+class Relay:
+    """127.0.0.1:<port> -> a Service's ClusterIP:port, as a detached socat process recorded in `state_dir`."""
+
+    state_dir: Path
+    name: str
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.state_dir / RELAYS_FILE).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _write(self, data: dict[str, Any]) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / RELAYS_FILE).write_text(json.dumps(data, indent=1))
+
+    def start(self, port: int, target: str) -> str:
+        """Forward 127.0.0.1:port to target (host:port); reuse a running relay with the same target."""
+        relays = self._read()
+        mine = relays.get(self.name)
+        if mine and mine["target"] == target and mine["port"] == port and _alive(mine["pid"]):
+            return f"http://127.0.0.1:{port}/"
+        if mine:
+            _kill(mine["pid"])
+        log = (self.state_dir / f"relay-{self.name}.log").open("ab")
+        proc = subprocess.Popen(
+            ["socat", f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork", f"TCP:{target}"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        time.sleep(0.5)
+        if proc.poll() is not None:
+            raise PlatformError(
+                f"relay 127.0.0.1:{port} -> {target} could not start (port {port} in use? "
+                f"set DEMO_PORT=<free port>): {(self.state_dir / f'relay-{self.name}.log').read_text()[-300:]}"
+            )
+        relays[self.name] = {"pid": proc.pid, "port": port, "target": target}
+        self._write(relays)
+        return f"http://127.0.0.1:{port}/"
+
+    @classmethod
+    def stop_all(cls, state_dir: Path) -> None:
+        for entry in cls(state_dir, "")._read().values():
+            _kill(entry["pid"])
+        (state_dir / RELAYS_FILE).unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return b"socat" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _kill(pid: int) -> None:
+    if _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+
+
+def wait_healthy(url: str, timeout: float = 300) -> dict[str, Any]:
+    """GET <url>/health_check until Langflow says its database and cache are ok."""
+    import requests
+
+    def check() -> dict[str, Any] | None:
+        r = requests.get(url.rstrip("/") + "/health_check", timeout=5)
+        body = r.json() if r.ok else {}
+        return body if r.ok and body.get("status") == "ok" else None
+
+    return wait_for(check, timeout, f"Langflow {url}/health_check", interval=2)
+
+
+@contextlib.contextmanager
+def api_session(url: str, user: str, password: str) -> Iterator[Any]:
+    """A requests.Session logged in to Langflow (POST /api/v1/login) with its bearer token set."""
+    import requests
+
+    s = requests.Session()
+    r = s.post(url.rstrip("/") + "/api/v1/login", data={"username": user, "password": password}, timeout=30)
+    if r.status_code != 200:
+        raise PlatformError(f"login as {user} failed: HTTP {r.status_code} {r.text[:200]}")
+    s.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def pods_on_node(cluster: Cluster, namespace: str, node: str) -> list[dict[str, Any]]:
+    out = cluster.kubectl("get", "pods", "-n", namespace, "--field-selector", f"spec.nodeName={node}", "-o", "json")
+    return list(json.loads(out.stdout)["items"])
+
+
+def manifest_objects(cluster: Cluster, release: str, namespace: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(cluster.helm("get", "manifest", release, "-n", namespace)) if d]

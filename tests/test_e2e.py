@@ -1,0 +1,245 @@
+"""End to end: the dev profile running for real on the local cluster's real node.
+
+Containers from the images `make images` built, DNS from CoreDNS, Services through kube-proxy, probes answered by
+the real processes, a flow run through RabbitMQ by a runtime pod, the UI in a real browser, `helm test`, and the
+network rule (no pod reaches an address off this machine). Every name comes from the live release.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.harness import realplatform as rp
+from tests.harness.cluster import Cluster, LocalCluster
+from tests.harness.node import NODE_NAME, TAINT_KEY, RealNode, host_snapshot, leftovers
+from tests.harness.paths import REPORTS
+from tests.harness.servers import free_port, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
+RELEASE = "lf"
+
+
+def _ready_seconds(pod: dict[str, Any]) -> float:
+    created = dt.datetime.fromisoformat(pod["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+    cond = next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")
+    return (dt.datetime.fromisoformat(cond["lastTransitionTime"].replace("Z", "+00:00")) - created).total_seconds()
+
+
+@pytest.fixture(scope="module")
+def platform(kube: Cluster, real_node: RealNode | None) -> Iterator[rp.Release]:
+    ns = f"e2e-{secrets.token_hex(3)}"
+    kube.create_namespace(ns, restricted=True)
+    rp.install(kube, RELEASE, ns, "dev", timeout="15m")
+    yield rp.Release(kube, RELEASE, ns)
+    kube.helm("uninstall", RELEASE, "-n", ns, "--wait", "--timeout", "3m", timeout=300)
+    kube.delete_namespace(ns, wait=False)
+
+
+@pytest.fixture(scope="module")
+def ide_url(platform: rp.Release) -> str:
+    url = platform.ide_url()
+    rp.wait_healthy(url, timeout=300)
+    return url
+
+
+def test_real_node_joined_next_to_kwok(kube: Cluster, real_node: RealNode | None) -> None:
+    if real_node is None:
+        pytest.skip("the real node is the local cluster's; on kind/existing every node is real")
+    nodes = json.loads(kube.kubectl("get", "nodes", "-o", "json").stdout)["items"]
+    node = next(n for n in nodes if n["metadata"]["name"] == NODE_NAME)
+    info = node["status"]["nodeInfo"]
+    assert info["containerRuntimeVersion"].startswith("containerd://1."), info
+    server = json.loads(kube.kubectl("version", "-o", "json").stdout)["serverVersion"]["gitVersion"]
+    assert info["kubeletVersion"] == server, (info, server)  # built from the control plane's own module
+    assert any(t["key"] == TAINT_KEY and t["effect"] == "NoSchedule" for t in node["spec"].get("taints", []))
+    assert any(n["metadata"].get("annotations", {}).get("kwok.x-k8s.io/node") == "fake" for n in nodes)
+
+
+def test_every_pod_on_the_real_node_runs_in_containerd(kube: Cluster, platform: rp.Release) -> None:
+    pods = rp.pods_on_node(kube, platform.namespace, NODE_NAME)
+    names = {p["metadata"]["name"] for p in pods}
+    # the workloads the overlay puts on the real node: IDE, runtime, broker, database
+    for workload in (platform.ide_deployment(), platform.runtime()):
+        sel = workload["spec"]["selector"]["matchLabels"]
+        assert any(all(p["metadata"]["labels"].get(k) == v for k, v in sel.items()) for p in pods), (
+            f"no pod of {workload['metadata']['name']} on {NODE_NAME}: {sorted(names)}"
+        )
+    timings: dict[str, float] = {}
+    for pod in pods:
+        if pod["metadata"].get("annotations", {}).get("helm.sh/hook"):
+            continue
+        status = pod["status"]
+        assert status["phase"] == "Running", (pod["metadata"]["name"], status["phase"])
+        for cs in status["containerStatuses"]:
+            assert cs["ready"], (pod["metadata"]["name"], cs["name"], cs.get("state"))
+            assert cs["containerID"].startswith("containerd://"), cs["containerID"]
+        timings[pod["metadata"]["name"]] = _ready_seconds(pod)
+    REPORTS.mkdir(exist_ok=True)
+    (REPORTS / "e2e-pod-ready.json").write_text(json.dumps(timings, indent=1))
+
+
+def test_probes_are_answered_by_the_real_langflow(kube: Cluster, platform: rp.Release, ide_url: str) -> None:
+    """kubectl exec into the IDE container (apiserver -> kubelet -> containerd) and ask Langflow itself."""
+    sel = ",".join(f"{k}={v}" for k, v in platform.ide_deployment()["spec"]["selector"]["matchLabels"].items())
+    pod = json.loads(kube.kubectl("get", "pods", "-n", platform.namespace, "-l", sel, "-o", "json").stdout)["items"][0]
+    probe = next(c for c in pod["spec"]["containers"] if c["name"] == "langflow")["readinessProbe"]["httpGet"]
+    port = next(p["containerPort"] for p in pod["spec"]["containers"][0]["ports"] if p["name"] == probe["port"])
+    code = f"import urllib.request as u; print(u.urlopen('http://127.0.0.1:{port}{probe['path']}').read().decode())"
+    out = kube.kubectl("exec", "-n", platform.namespace, pod["metadata"]["name"], "-c", "langflow", "--",
+                       "python", "-c", code, timeout=60).stdout  # fmt: skip
+    assert "ok" in out, out
+    logs = kube.kubectl(
+        "logs", "-n", platform.namespace, pod["metadata"]["name"], "-c", "langflow", "--tail=200"
+    ).stdout
+    assert logs.strip(), "kubectl logs returned nothing from the IDE container"
+
+
+def test_ide_login_and_flow_created_through_the_service(platform: rp.Release, ide_url: str) -> None:
+    user, password = platform.login()
+    name = f"e2e-{secrets.token_hex(3)}"
+    with rp.api_session(ide_url, user, password) as s:
+        r = s.post(f"{ide_url}/api/v1/flows/", json={"name": name, "data": {"nodes": [], "edges": []}}, timeout=30)
+        assert r.status_code == 201, r.text[:300]
+        listed = s.get(f"{ide_url}/api/v1/flows/", params={"get_all": "true"}, timeout=30).json()
+        assert name in [f["name"] for f in listed]
+
+
+def test_a_job_through_rabbitmq_is_run_by_a_runtime_pod(platform: rp.Release) -> None:
+    text = f"hello e2e {secrets.token_hex(4)}"
+    result = rp.run_job(platform, "echo", text, timeout=240)
+    assert result["status"] == "ok", result
+    assert result["worker"] in platform.runtime_pods(), (result["worker"], platform.runtime_pods())
+    assert text in json.dumps(result["outputs"]), result["outputs"]
+
+
+def test_metrics_server_reads_the_real_kubelet(kube: Cluster, platform: rp.Release) -> None:
+    pod = platform.runtime_pods()[0]
+    path = f"/apis/metrics.k8s.io/v1beta1/namespaces/{platform.namespace}/pods/{pod}"
+
+    def usage() -> dict[str, Any] | None:
+        proc = kube.kubectl("get", "--raw", path, check=False, timeout=20)
+        return json.loads(proc.stdout) if proc.returncode == 0 else None
+
+    metrics = wait_for(usage, 120, f"metrics.k8s.io for {pod}", interval=5)
+    langflow = next(c for c in metrics["containers"] if c["name"] == "langflow")
+    from kubernetes.utils import parse_quantity
+
+    mem = langflow["usage"]["memory"]
+    assert parse_quantity(mem) > 100 * 2**20, f"Langflow's working set is {mem}: not a real process?"
+
+
+def test_helm_test_passes_on_the_real_node(kube: Cluster, platform: rp.Release, ide_url: str) -> None:
+    out = kube.helm("test", RELEASE, "-n", platform.namespace, "--timeout", "5m", "--logs", timeout=400)
+    assert "Phase:          Succeeded" in out or "Succeeded" in out, out
+    assert "Failed" not in out, out
+
+
+def test_browser_logs_in_and_sees_the_flow_list(platform: rp.Release, ide_url: str, kube: Cluster) -> None:
+    from playwright.sync_api import sync_playwright
+
+    assert kube.workdir is not None
+    port = free_port()
+    relay = rp.Relay(kube.workdir, "e2e-browser")
+    url = relay.start(port, ide_url.removeprefix("http://"))
+    user, password = platform.login()
+    REPORTS.mkdir(exist_ok=True)
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync"]  # fmt: skip
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=flags)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(60_000)
+            page.goto(url)
+            page.get_by_placeholder("Username").fill(user)
+            page.get_by_placeholder("Password").fill(password)
+            page.get_by_role("button", name="Sign In").click()
+            page.wait_for_url(lambda u: "login" not in u, timeout=60_000)
+            page.wait_for_load_state("networkidle")
+            page.screenshot(path=str(REPORTS / "e2e-ide.png"), full_page=True)
+            body = page.inner_text("body")
+        finally:
+            browser.close()
+    assert "Sign In" not in body, body[:500]
+    assert any(word in body for word in ("Projects", "Flows", "New Flow", "Starter")), body[:500]
+
+
+def test_a_pod_cannot_leave_this_machine(kube: Cluster, platform: rp.Release, real_node: RealNode | None) -> None:
+    """Connect to 192.0.2.1 (TEST-NET-1, outside the pod/Service ranges) from a pod on the real node: refused or
+    unreachable within 2 s; the kubernetes Service (through kube-proxy) and cluster DNS answer from the same pod."""
+    if real_node is None:
+        pytest.skip("the network rule concerns the local cluster's real node")
+    image = next(
+        c["image"] for c in platform.runtime()["spec"]["template"]["spec"]["containers"] if c["name"] == "worker"
+    )
+    code = (
+        "import socket, json\n"
+        "def tcp(h, p):\n"
+        "    try:\n"
+        "        socket.create_connection((h, p), timeout=2).close(); return 'open'\n"
+        "    except OSError as e:\n"
+        "        return type(e).__name__ + ': ' + str(e)\n"
+        "print(json.dumps({'outside': tcp('192.0.2.1', 80), 'outside_dns': tcp('1.1.1.1', 53),\n"
+        "  'api': tcp('kubernetes.default.svc.cluster.local', 443),\n"
+        "  'dns': socket.gethostbyname('kubernetes.default.svc.cluster.local')}))\n"
+    )
+    name = f"netcheck-{secrets.token_hex(3)}"
+    tolerations = platform.runtime()["spec"]["template"]["spec"]["tolerations"]
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": platform.namespace},
+        "spec": {
+            "restartPolicy": "Never",
+            "nodeName": NODE_NAME,
+            "tolerations": tolerations,
+            "automountServiceAccountToken": False,
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [
+                {
+                    "name": "check",
+                    "image": image,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["python", "-c", code],
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                }
+            ],
+        },
+    }
+    kube.apply([pod])
+    wait_for(
+        lambda: (
+            json.loads(kube.kubectl("get", "pod", name, "-n", platform.namespace, "-o", "json").stdout)["status"][
+                "phase"
+            ]
+            in ("Succeeded", "Failed")
+        ),
+        90,
+        f"pod {name} to finish",
+    )
+    out = json.loads(kube.kubectl("logs", name, "-n", platform.namespace).stdout.strip().splitlines()[-1])
+    assert out["outside"] != "open" and out["outside_dns"] != "open", out
+    assert out["api"] == "open", out
+    kubernetes_ip = json.loads(kube.kubectl("get", "service", "kubernetes", "-n", "default", "-o", "json").stdout)
+    assert out["dns"] == kubernetes_ip["spec"]["clusterIP"], out
+
+
+@pytest.mark.last
+def test_cluster_down_leaves_nothing_behind(kube: Cluster, real_node: RealNode | None) -> None:
+    """Stop the real node the way `make cluster-down` does, then look for anything left on the host."""
+    if real_node is None or kube.workdir is None:
+        pytest.skip("the real node is the local cluster's")
+    snapshot = real_node._state().get("snapshot") or host_snapshot()
+    LocalCluster(kube.workdir).node().down()
+    left = leftovers(real_node.workdir, snapshot)
+    assert left == [], left
