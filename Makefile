@@ -36,13 +36,13 @@ lint: tools deps ## ruff and helm lint --strict only
 	@ruff check tests loadtest dashboards worker tools && ruff format --check tests loadtest dashboards worker tools
 	@for c in $(CHARTS); do helm lint --strict $$c >/dev/null || { helm lint --strict $$c; exit 1; }; done
 
-demo: tools deps ## start the local cluster (or CLUSTER=kind|existing), install the dev profile, show what runs
+demo: tools deps ## the local cluster + its real node (or CLUSTER=kind|existing), the dev profile running, a URL on 127.0.0.1
 	@$(PY) -m tests.harness.demo --cluster $(CLUSTER)
 
-cluster-up: tools ## start the local control plane (etcd, apiserver, controller-manager, scheduler, kwok)
-	@$(PY) -m tests.harness.cluster up
+cluster-up: tools ## start the local control plane, kwok nodes and the real node (NODE=0: kwok only)
+	@$(PY) -m tests.harness.cluster up $(if $(filter 0,$(NODE)),--no-real-node)
 
-cluster-down: ## stop the local control plane
+cluster-down: ## stop the local cluster and its real node; leaves nothing behind (processes, mounts, network, firewall)
 	@$(PY) -m tests.harness.cluster down
 
 loadtest: tools ## Locust against HOST (default: a local installation); DURATION=seconds

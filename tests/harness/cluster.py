@@ -36,7 +36,7 @@ from typing import Any
 import yaml
 
 from . import helm as helm_lib
-from .node import NODE_IP, NODE_NAME, NodeError, RealNode, images_importer
+from .node import KWOK_POD_RANGE, NODE_IP, NODE_NAME, SERVICE_RANGE, NodeError, RealNode, images_importer
 from .paths import ROOT, TOOLS, tool
 from .servers import Process, free_port, spawn, wait_for
 
@@ -47,8 +47,8 @@ KIND_NAME = "langflow-platform"
 KWOK_STAGES = ROOT / "tools" / "kwok" / "stages.yaml"
 CRD_DIRS = ("keda", "cert-manager", "cnpg", "prometheus-operator")
 ZONES = ("zone-a", "zone-b")
-SERVICE_CIDR = "10.96.0.0/16"
-POD_CIDR = "10.244.0.0/16"
+SERVICE_CIDR = SERVICE_RANGE
+POD_CIDR = KWOK_POD_RANGE
 # Components in start order; stopped in reverse.
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "metrics-server")
 PSS_LABELS = {

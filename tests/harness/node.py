@@ -43,6 +43,8 @@ BRIDGE = "lfp0"
 NODE_SUBNET = "10.245.0.0/24"
 NODE_IP = "10.245.0.1"
 DNS_SERVICE_IP = "10.96.0.10"
+SERVICE_RANGE = "10.96.0.0/16"  # the control plane's --service-cluster-ip-range
+KWOK_POD_RANGE = "10.244.0.0/16"  # kwok's fake pod addresses (no host behind them)
 APISERVER_RELAY_PORT = 6443
 KUBELET_PORT = 10250
 NFT_TABLE = "lfp_node"
@@ -243,6 +245,8 @@ class RealNode:
         _run("ip", "link", "add", BRIDGE, "type", "bridge")
         _run("ip", "addr", "add", f"{NODE_IP}/24", "dev", BRIDGE)
         _run("ip", "link", "set", BRIDGE, "up")
+        # this machine reaches Services through the bridge (source = the node address), never through eth0
+        _run("ip", "route", "add", SERVICE_RANGE, "dev", BRIDGE, "src", NODE_IP)
         rules = f"""
 table inet {NFT_TABLE} {{
   chain forward {{
@@ -256,6 +260,11 @@ table inet {NFT_TABLE} {{
     iifname != {{ "lo", "{BRIDGE}" }} ip daddr {NODE_IP} counter drop comment "node daemons answer on lo/bridge only"
     iifname != {{ "lo", "{BRIDGE}" }} tcp dport {{ {KUBELET_PORT}, {APISERVER_RELAY_PORT}, 53 }} counter drop
     iifname != {{ "lo", "{BRIDGE}" }} udp dport 53 counter drop
+  }}
+  chain output {{
+    type filter hook output priority 10; policy accept;
+    ip daddr {{ {SERVICE_RANGE}, {KWOK_POD_RANGE}, {NODE_SUBNET} }} oifname != {{ "lo", "{BRIDGE}" }} counter drop \
+      comment "Service and pod addresses never leave through another interface (kwok pods have no host)"
   }}
 }}
 """
@@ -279,7 +288,7 @@ table inet {NFT_TABLE} {{
                         "type": "host-local",
                         "ranges": [[{"subnet": NODE_SUBNET, "gateway": NODE_IP}]],
                         # the Service range only: a pod has no default route, so nothing leaves the machine
-                        "routes": [{"dst": "10.96.0.0/16"}],
+                        "routes": [{"dst": SERVICE_RANGE}],
                         "dataDir": str(self.workdir / "cni" / "ipam"),
                     },
                 },
