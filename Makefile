@@ -11,7 +11,7 @@ CLUSTER ?= local
 CHARTS := $(sort $(wildcard charts/langflow-*))
 COMPONENT_CHARTS := $(filter-out charts/langflow-common charts/langflow-platform,$(CHARTS))
 
-.PHONY: help tools deps lock test test-static lint demo cluster-up cluster-down loadtest dashboards docs package publish clean
+.PHONY: help tools deps lock test test-static lint demo cluster-up cluster-down loadtest dashboards docs images package publish clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -33,7 +33,7 @@ test-static: ## lint, render, schema, policy, alerts and dashboards checks (no c
 	@$(MAKE) --no-print-directory test MARK="render or schema or policy or alerts or dashboards" PYTEST_ARGS="$(PYTEST_ARGS)"
 
 lint: tools deps ## ruff and helm lint --strict only
-	@ruff check tests loadtest dashboards worker tools && ruff format --check tests loadtest dashboards worker tools
+	@ruff check tests loadtest dashboards worker tools images && ruff format --check tests loadtest dashboards worker tools images
 	@for c in $(CHARTS); do helm lint --strict $$c >/dev/null || { helm lint --strict $$c; exit 1; }; done
 
 demo: tools deps ## the local cluster + its real node (or CLUSTER=kind|existing), the dev profile running, a URL on 127.0.0.1
@@ -53,6 +53,9 @@ dashboards: tools ## regenerate dashboards/*.json from dashboards/*.py
 
 docs: tools ## regenerate every chart's README from its values.yaml (helm-docs)
 	@helm-docs --chart-search-root charts --sort-values-order file --skip-version-footer >/dev/null
+
+images: tools ## build the images the charts run here (buildah + mmdebstrap; cached archives in ~/.cache)
+	@$(PY) -m images.build
 
 package: tools deps ## build versioned chart archives into dist/
 	@mkdir -p dist && for c in $(COMPONENT_CHARTS) charts/langflow-common charts/langflow-platform; do helm package $$c -d dist >/dev/null || exit 1; done; ls dist
