@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
+from tests import test_policy as policy
 from tests.harness import helm
 from tests.harness.paths import CHARTS, profiles
+from tests.test_policy import selects
 
 pytestmark = pytest.mark.render
 
@@ -506,3 +508,206 @@ def test_connections_follow_the_contract_for_external_services(rendered_profiles
     assert trigger["metadata"]["vhostName"] == "lf"
     default = env(container(rendered_profiles["prod"].get("StatefulSet", "lf-runtime"), "worker"))
     assert default["LF_BROKER_URL"].endswith("@lf-broker:5672/%2F"), "vhost / is percent-encoded"
+
+
+# --- helm test hooks (what `helm test` and `ct install` run) -----------------------------------------------------
+
+HOOK_DELETE_POLICY = {"before-hook-creation", "hook-succeeded"}
+
+
+def hook_pods(m: helm.Manifest) -> dict[str, dict[str, Any]]:
+    """The release's `helm test` Pods by the component whose name label they carry (ide, runtime)."""
+    return {
+        p["metadata"]["labels"]["app.kubernetes.io/name"]: p
+        for p in m.of_kind("Pod")
+        if (p["metadata"].get("annotations") or {}).get("helm.sh/hook") == "test"
+    }
+
+
+def pod_labels(obj: dict[str, Any]) -> dict[str, str]:
+    if obj["kind"] == "Pod":
+        return obj["metadata"].get("labels") or {}
+    return obj["spec"]["template"]["metadata"].get("labels") or {}
+
+
+def backend(m: helm.Manifest, service: str, port: int) -> tuple[dict[str, Any], dict[str, str], int]:
+    """(workload, its pod labels, container port) behind Service `service`'s port `port`, from the render."""
+    svc = m.get("Service", service)
+    sp = next(p for p in svc["spec"]["ports"] if p["port"] == port)
+    for w in m.workloads():
+        if w["kind"] in ("Deployment", "StatefulSet") and selects(
+            {"matchLabels": svc["spec"]["selector"]}, pod_labels(w)
+        ):
+            target = sp.get("targetPort", port)
+            if isinstance(target, int):
+                return w, pod_labels(w), target
+            for c in w["spec"]["template"]["spec"]["containers"]:
+                for cp in c.get("ports") or []:
+                    if cp.get("name") == target:
+                        return w, pod_labels(w), cp["containerPort"]
+    raise AssertionError(f"{m.source}: no workload behind Service {service} port {port}")
+
+
+def peer_matches(peer: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A same-namespace pod peer of a NetworkPolicy rule that selects these labels."""
+    return (
+        "podSelector" in peer
+        and not ({"namespaceSelector", "ipBlock"} & set(peer))
+        and selects(peer["podSelector"], labels)
+    )
+
+
+def rule_has_port(rule: dict[str, Any], port: int, protocol: str = "TCP") -> bool:
+    ports = rule.get("ports")
+    return not ports or any(p.get("port") == port and p.get("protocol", "TCP") == protocol for p in ports)
+
+
+def connection_allowed(m: helm.Manifest, src: dict[str, str], dst: dict[str, str], port: int) -> tuple[bool, bool]:
+    """(egress from src allowed, ingress to dst allowed) for TCP `port` by the release's NetworkPolicies."""
+    egress = ingress = False
+    for p in m.of_kind("NetworkPolicy"):
+        spec = p["spec"]
+        if selects(spec["podSelector"], src) and "Egress" in spec["policyTypes"]:
+            egress |= any(
+                rule_has_port(r, port) and any(peer_matches(x, dst) for x in r.get("to") or [])
+                for r in spec.get("egress") or []
+            )
+        if selects(spec["podSelector"], dst) and "Ingress" in spec["policyTypes"]:
+            ingress |= any(
+                rule_has_port(r, port) and any(peer_matches(x, src) for x in r.get("from") or [])
+                for r in spec.get("ingress") or []
+            )
+    return egress, ingress
+
+
+def dns_allowed(m: helm.Manifest, src: dict[str, str]) -> bool:
+    return any(
+        selects(p["spec"]["podSelector"], src)
+        and any(rule_has_port(r, 53, "UDP") for r in p["spec"].get("egress") or [])
+        for p in m.of_kind("NetworkPolicy")
+    )
+
+
+def as_workload(pod: dict[str, Any]) -> dict[str, Any]:
+    """A bare Pod shaped as a Job, so the policy rules of tests/test_policy.py (which read pod templates) apply."""
+    template = {"metadata": {"labels": pod["metadata"]["labels"]}, "spec": pod["spec"]}
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": pod["metadata"], "spec": {"template": template}}
+
+
+@pytest.mark.parametrize("profile", profiles())
+def test_helm_test_hooks_render(profile: str, rendered_profiles: dict[str, helm.Manifest]) -> None:
+    m = rendered_profiles[profile]
+    hooks = hook_pods(m)
+    queue_broker = broker_type(m) in ("rabbitmq", "redis")
+    assert set(hooks) == ({"ide", "runtime"} if queue_broker else {"ide"}), f"{profile}: hooks {sorted(hooks)}"
+    for pod in hooks.values():
+        ann = pod["metadata"]["annotations"]
+        assert set(ann["helm.sh/hook-delete-policy"].split(",")) == HOOK_DELETE_POLICY
+        assert pod["metadata"]["labels"]["app.kubernetes.io/component"] == "test"
+        spec = pod["spec"]
+        assert spec["restartPolicy"] == "Never" and spec["automountServiceAccountToken"] is False
+        assert spec["enableServiceLinks"] is False
+        # a hook pod is nobody's replica: no Service, PDB or workload selector picks it up
+        labels = pod_labels(pod)
+        for obj in m.of_kind("Service") + m.of_kind("PodDisruptionBudget") + m.workloads():
+            sel = obj["spec"].get("selector") or {}
+            sel = sel if obj["kind"] != "Service" else {"matchLabels": sel}
+            assert not selects(sel, labels), f"{profile}: {obj['kind']}/{obj['metadata']['name']} selects {labels}"
+
+
+@pytest.mark.parametrize("profile", profiles())
+def test_ide_health_hook_calls_the_ide_service(profile: str, rendered_profiles: dict[str, helm.Manifest]) -> None:
+    m = rendered_profiles[profile]
+    pod = hook_pods(m)["ide"]
+    ide = m.get("Deployment", "lf-ide")
+    svc = next(
+        s
+        for s in m.of_kind("Service")
+        if s["spec"].get("selector") and selects({"matchLabels": s["spec"]["selector"]}, pod_labels(ide))
+    )
+    port = next(p["port"] for p in svc["spec"]["ports"] if p["name"] == "http")
+    (c,) = pod["spec"]["containers"]
+    e = env(c)
+    meta = svc["metadata"]
+    assert e["HEALTH_URL"] == f"http://{meta['name']}.{meta['namespace']}.svc:{port}/health_check"
+    assert c["image"] == container(ide, "langflow")["image"], "the hook runs in the IDE's own (already pulled) image"
+    script = c["command"][-1]
+    assert c["command"][:2] == ["python", "-c"] and '"status") == "ok"' in script and "code == 200" in script
+    _, backend_labels, target = backend(m, meta["name"], port)
+    if m.of_kind("NetworkPolicy"):
+        assert connection_allowed(m, pod_labels(pod), backend_labels, target) == (True, True), (
+            f"{profile}: the IDE's NetworkPolicy must let the hook reach the IDE pods on {target}"
+        )
+        assert dns_allowed(m, pod_labels(pod)), f"{profile}: the hook cannot resolve {e['HEALTH_URL']}"
+
+
+@pytest.mark.parametrize("profile", [p for p in profiles() if p != "aws"])
+def test_runtime_echo_hook_uses_the_runtimes_queue(profile: str, rendered_profiles: dict[str, helm.Manifest]) -> None:
+    m = rendered_profiles[profile]
+    pod = hook_pods(m)["runtime"]
+    sts = m.get("StatefulSet", "lf-runtime")
+    worker = container(sts, "worker")
+    (c,) = pod["spec"]["containers"]
+    assert c["image"] == worker["image"], "the hook runs in the worker image (it has langflow_worker.submit)"
+    assert c["command"] == ["python", "-m", "langflow_worker.submit"]
+    args = dict(zip(c["args"][::2], c["args"][1::2], strict=True))
+    values = yaml.safe_load((CHARTS / "langflow-runtime" / "values.yaml").read_text())
+    assert args["--flow"] == "echo" and args["--expect"] == args["--input"]
+    assert args["--timeout"] == str(values["tests"]["timeoutSeconds"])
+    e, w = env(c), env(worker)
+    assert (e["WORKER_BROKER"], e["WORKER_URL"], e["WORKER_QUEUE"]) == (
+        "$(LF_BROKER_TYPE)",
+        "$(LF_BROKER_URL)",
+        "$(LF_BROKER_QUEUE)",
+    )
+    for name in ("LF_BROKER_TYPE", "LF_BROKER_URL", "LF_BROKER_QUEUE", "LF_BROKER_PASSWORD"):
+        assert e[name] == w[name], f"{profile}: {name} differs from the runtime worker's"
+    assert "secretKeyRef" in e["LF_BROKER_PASSWORD"], "credentials come from the broker's Secret"
+    order = env_order(c)
+    assert order.index("LF_BROKER_URL") < order.index("WORKER_URL")
+    # network: the hook shares the runtime pods' policies (egress to the broker) and, for an in-release broker,
+    # the broker's policy lets it in on the port the URL names
+    policies = m.of_kind("NetworkPolicy")
+    if not policies:
+        return
+    runtime_policies = [p["metadata"]["name"] for p in policies if selects(p["spec"]["podSelector"], pod_labels(sts))]
+    hook_policies = [p["metadata"]["name"] for p in policies if selects(p["spec"]["podSelector"], pod_labels(pod))]
+    assert runtime_policies and set(runtime_policies) <= set(hook_policies), (runtime_policies, hook_policies)
+    assert dns_allowed(m, pod_labels(pod))
+    host, port = e["LF_BROKER_URL"].split("@", 1)[1].split("/", 1)[0].rsplit(":", 1)
+    if any(s["metadata"]["name"] == host for s in m.of_kind("Service")) and m.get("Service", host)["spec"].get(
+        "selector"
+    ):
+        _, broker_labels, target = backend(m, host, int(port))
+        assert connection_allowed(m, pod_labels(pod), broker_labels, target) == (True, True), (
+            f"{profile}: the echo hook cannot reach the broker {host}:{port} (pod port {target})"
+        )
+
+
+def test_runtime_echo_hook_is_not_rendered_for_sqs_or_without_flows(
+    rendered_profiles: dict[str, helm.Manifest],
+) -> None:
+    assert broker_type(rendered_profiles["aws"]) == "aws-sqs-queue"
+    assert "runtime" not in hook_pods(rendered_profiles["aws"]), "submit speaks RabbitMQ and Redis only"
+    m = helm.render_profile("dev", set_values={"runtime.flows.enabled": False})
+    assert "runtime" not in hook_pods(m), "the echo flow is built in only with flows.enabled"
+    off = helm.render_profile("dev", set_values={"ide.tests.enabled": False, "runtime.tests.enabled": False})
+    assert not hook_pods(off)
+    ingress = [r for p in off.of_kind("NetworkPolicy") for r in p["spec"].get("ingress") or []]
+    assert not any(
+        peer_matches(x, {"app.kubernetes.io/component": "test"}) for r in ingress for x in r.get("from") or []
+    )
+
+
+@pytest.mark.parametrize("profile", profiles())
+def test_helm_test_hooks_meet_the_policy_rules(profile: str, rendered_profiles: dict[str, helm.Manifest]) -> None:
+    """tests/test_policy.py's rules read workloads; the hook Pods, shaped as Jobs, must pass the same rules
+    (Pod Security restricted, writable paths, requests and limits, pinned images, selector labels, service links,
+    one ServiceAccount per component with no token, no secret literals)."""
+    m = rendered_profiles[profile]
+    hooks = [as_workload(p) for p in hook_pods(m).values()]
+    others = [o for o in m.objects if o["kind"] in ("ServiceAccount", "RoleBinding", "ClusterRoleBinding")]
+    sample = helm.Manifest(hooks + others, source=f"profile {profile} test hooks")
+    for rule in policy.CHECKS:
+        check, what = policy.CHECKS[rule]
+        policy.assert_none(check(sample), what)
