@@ -3,6 +3,12 @@ scaling behaviour block, probes, env wiring through the connections helper, writ
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -711,3 +717,47 @@ def test_helm_test_hooks_meet_the_policy_rules(profile: str, rendered_profiles: 
     for rule in policy.CHECKS:
         check, what = policy.CHECKS[rule]
         policy.assert_none(check(sample), what)
+
+
+class FakeHealth(BaseHTTPRequestHandler):
+    """Answers /health_check as Langflow 1.13 does: 200 {"status": "ok", ...} or 500 {"detail": {...}}."""
+
+    healthy = True
+
+    def do_GET(self) -> None:
+        ok = type(self).healthy
+        body = {"status": "ok", "chat": "ok", "db": "ok"} if ok else {"detail": {"status": "nok", "db": "error"}}
+        data = json.dumps(body).encode()
+        self.send_response(200 if ok else 500)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+@pytest.mark.timeout(60)
+def test_ide_health_hook_script_accepts_only_a_healthy_langflow(rendered_profiles: dict[str, helm.Manifest]) -> None:
+    """The rendered hook's script, run against a fake /health_check: exit 0 on a healthy answer, non-zero on a 500
+    and on a refused connection (bounded by its TIMEOUT_SECONDS)."""
+    (c,) = hook_pods(rendered_profiles["dev"])["ide"]["spec"]["containers"]
+    script = c["command"][-1]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeHealth)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/health_check"
+
+    def run(target: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "HEALTH_URL": target, "TIMEOUT_SECONDS": "2"}
+        return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=30)
+
+    try:
+        FakeHealth.healthy = True
+        assert run(url).returncode == 0
+        FakeHealth.healthy = False
+        sick = run(url)
+        assert sick.returncode != 0 and "500" in sick.stdout and "FAILED" in sick.stderr
+        assert run("http://127.0.0.1:9/health_check").returncode != 0
+    finally:
+        server.shutdown()
+        server.server_close()
