@@ -18,7 +18,8 @@ A recipe is a directory `images/<name>/` with `image.yaml` and a `Dockerfile` th
   /run/lfp/ca.crt, read-only; always offered), `uv` (the uv binary at /run/lfp/uv), `uv-cache` (the host's uv
   cache at /run/lfp/uv-cache).
 - `verify`: commands run in the built image before it is published (`cmd`: argv list or a `sh -c` string;
-  `user`; `read_only`: bubblewrap with a read-only root as a restricted pod).
+  `user`; `read_only`: bubblewrap with a read-only root as a restricted pod; `tmpfs`: its emptyDirs, default
+  [/tmp]).
 - `upstream`: one line "official ...; built here: ..." for the README table. `cold`: cold build estimate.
 
 Each image's hash is a sha256 over its recipe (and context) files, resolved build args, pins, rootfs parameters
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import fnmatch
 import hashlib
 import json
@@ -58,7 +60,7 @@ ROOT = IMAGES_DIR.parent
 VERSIONS_ENV = ROOT / "tools" / "versions.env"
 CHARTS_DIR = ROOT / "charts"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-FORMAT_VERSION = "lfp-images-v1"
+FORMAT_VERSION = "lfp-images-v2"  # bump when the build procedure changes what lands in an image
 SUITE = "bookworm"
 MIRRORS = (
     "deb http://deb.debian.org/debian bookworm main",
@@ -607,13 +609,33 @@ def _ensure_in_storage(runner: Runner, built: Built, log: Path) -> str:
     return ref
 
 
+def _drop_mountpoints(runner: Runner, name: str, ref: str, log: Path) -> None:
+    """buildah leaves the (empty) mountpoints of `bud --volume` in the image: remove /run/lfp in one small layer."""
+    old = runner.buildah(["images", "-q", "--no-trunc", ref], image=name, step="cleanup id", log=log).split()
+    out = runner.buildah(["from", "--pull=never", ref], image=name, step="cleanup from", log=log)
+    ctr = shlex.quote(out.strip().splitlines()[-1])
+    b = shlex.join(runner.buildah_base())
+    script = (
+        f'MNT=$({b} mount {ctr}) && if [ -e "$MNT/run/lfp" ]; then rm -rf "$MNT/run/lfp" && {b} umount {ctr} '
+        f">/dev/null && {b} commit -q {ctr} {shlex.quote(ref)} >/dev/null; fi; rc=$?; {b} rm {ctr} >/dev/null; exit $rc"
+    )
+    global BUILDAH_CALLS
+    BUILDAH_CALLS += 1
+    runner.run(runner.ns_wrap(["sh", "-c", script]), image=name, step="drop build mountpoints", log=log, timeout=600)
+    new = runner.buildah(["images", "-q", "--no-trunc", ref], image=name, step="cleanup id", log=log).split()
+    if old and old != new:  # the pre-cleanup image is now untagged: drop its record (its layers stay shared)
+        with contextlib.suppress(BuildError):
+            runner.buildah(["rmi", old[0]], image=name, step="cleanup rmi", log=log)
+
+
 def _verify(runner: Runner, recipe: Recipe, ref: str, log: Path) -> None:
     for check in recipe.verify:
         cmd = check["cmd"]
         argv = [str(c) for c in cmd] if isinstance(cmd, list) else ["sh", "-c", str(cmd)]
         user = str(check.get("user", "0:0"))
         runner.say(f"{recipe.name}: verify as {user}{' (read-only root)' if check.get('read_only') else ''}: {cmd}")
-        run_in_image(runner, ref, argv, user=user, read_only=bool(check.get("read_only")),
+        tmpfs = [str(t) for t in check.get("tmpfs") or ["/tmp"]]
+        run_in_image(runner, ref, argv, user=user, tmpfs=tmpfs, read_only=bool(check.get("read_only")),
                      image=recipe.name, log=log)  # fmt: skip
 
 
@@ -624,13 +646,14 @@ def run_in_image(
     *,
     user: str = "0:0",
     read_only: bool = False,
+    tmpfs: Sequence[str] = ("/tmp",),
     image: str = "",
     log: Path | None = None,
     timeout: float = 600,
 ) -> str:
     """Run argv in a container of image `ref` and return its stdout: `buildah run`, or with read_only bubblewrap
     over the mounted image as a restricted pod runs it (read-only root, tmpfs /tmp, the image's Env and
-    WorkingDir, uid:gid `user`, no network)."""
+    WorkingDir, uid:gid `user`, no network, an empty writable tmpfs at each of `tmpfs` like the pod's emptyDirs)."""
     image = image or ref
     log = log or logs_dir() / f"{image.replace('/', '_')}.log"
     out = runner.buildah(["from", "--pull=never", ref], image=image, step="verify from", log=log)
@@ -642,7 +665,9 @@ def run_in_image(
         cfg = json.loads(runner.buildah(["inspect", "--type", "container", name], image=image, step="inspect", log=log))
         oci = cfg.get("OCIv1", {}).get("config", {})
         uid, _, gid = user.partition(":")
-        bw = ["bwrap", "--ro-bind", "$MNT", "/", "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]
+        bw = ["bwrap", "--ro-bind", "$MNT", "/", "--proc", "/proc", "--dev", "/dev"]
+        for t in tmpfs:
+            bw += ["--tmpfs", t]
         bw += ["--unshare-all", "--uid", uid, "--gid", gid or "0", "--die-with-parent", "--clearenv"]
         for kv in oci.get("Env") or []:
             k, _, v = kv.partition("=")
@@ -688,6 +713,7 @@ def _build_one(runner: Runner, recipe: Recipe, digest: str, built: dict[str, Bui
     runner.say(f"{recipe.name}: buildah bud FROM {base_ref}")
     runner.buildah(args, image=recipe.name, step="buildah bud", log=log, timeout=TIMEOUT_BUD)
     shutil.rmtree(work, ignore_errors=True)
+    _drop_mountpoints(runner, recipe.name, ref, log)
     if recipe.verify:
         _verify(runner, recipe, ref, log)
     archive = archive_path(recipe.name, digest)
@@ -718,6 +744,30 @@ def _prune_storage(runner: Runner, name: str, keep: str, log: Path) -> None:
                 runner.buildah(["rmi", line], image=name, step="prune", log=log)
 
 
+@contextlib.contextmanager
+def _lock(name: str, progress: Callable[[str], None], timeout: float = TIMEOUT_BUD + TIMEOUT_PUSH) -> Iterator[None]:
+    path = archives_dir() / "locks" / f"{name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as fh:
+        deadline = time.monotonic() + timeout
+        waited = False
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not waited:
+                    progress(f"images: {name}: another build of it is running; waiting for it ({path})")
+                    waited = True
+                if time.monotonic() > deadline:
+                    raise BuildError(f"images: {name}: lock {path} still held after {timeout:.0f}s") from None
+                time.sleep(1)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def build(
     names: Sequence[str] | None = None,
     progress: Callable[[str], None] = print,
@@ -738,15 +788,16 @@ def build(
         recipe = rs[name]
         digest = image_hash(name, rs, versions, memo)
         archive = archive_path(name, digest)
-        if archive.is_file():
-            set_archive_tags(archive, recipe.refs or [f"{BUILD_PREFIX}/{name}:{digest[:12]}"])
-            built[name] = Built(name, list(recipe.refs), archive, digest)
-            progress(f"images: [+{time.monotonic() - t0:.1f}s] {name}: cached {archive}")
-            continue
-        if runner is None:
-            runner = Runner(progress)
-            runner.t0 = t0
-        _build_one(runner, recipe, digest, built, versions)
+        with _lock(name, progress):  # another `make images` building the same image: wait, then reuse it
+            if archive.is_file():
+                set_archive_tags(archive, recipe.refs or [f"{BUILD_PREFIX}/{name}:{digest[:12]}"])
+                built[name] = Built(name, list(recipe.refs), archive, digest)
+                progress(f"images: [+{time.monotonic() - t0:.1f}s] {name}: cached {archive}")
+                continue
+            if runner is None:
+                runner = Runner(progress)
+                runner.t0 = t0
+            _build_one(runner, recipe, digest, built, versions)
     return [built[n] for n in todo if n in wanted]
 
 
