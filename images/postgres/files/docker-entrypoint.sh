@@ -22,7 +22,7 @@ sql() {
 	PGHOST='' PGHOSTADDR='' psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --no-password --no-psqlrc "$@"
 }
 
-# initdb needs a passwd entry for the current uid; the chart's uid 999 has none here: fake one with nss_wrapper
+# initdb needs a passwd entry for the current uid (999 is postgres; any other uid gets a fake one from nss_wrapper)
 nss_wrap() {
 	getent passwd "$(id -u)" > /dev/null 2>&1 && return 0
 	for lib in /usr/lib/*/libnss_wrapper.so /usr/lib/libnss_wrapper.so; do
