@@ -114,3 +114,16 @@ def test_table_lists_every_recipe() -> None:
     for name, recipe in images.load_recipes().items():
         for ref in recipe.refs:
             assert f"`{ref}`" in out, name
+
+
+def test_a_failed_build_names_the_image_step_and_log(tmp_path: Path) -> None:
+    recipe = tmp_path / "broken"
+    recipe.mkdir()
+    (recipe / "image.yaml").write_text("base: scratch\nrefs: [localhost/lfp-test/broken:1]\n")
+    (recipe / "Dockerfile").write_text("ARG BASE\nFROM ${BASE}\nCOPY not-there /x\n")
+    with pytest.raises(images.BuildError) as err:
+        images.build(["broken"], progress=lambda _: None, recipes=tmp_path)
+    msg = str(err.value)
+    assert "broken" in msg and "'buildah bud' failed" in msg
+    assert str(images.logs_dir() / "broken.log") in msg
+    assert not list(images.archives_dir().glob("broken-*.tar"))
