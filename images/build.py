@@ -20,6 +20,8 @@ A recipe is a directory `images/<name>/` with `image.yaml` and a `Dockerfile` th
 - `verify`: commands run in the built image before it is published (`cmd`: argv list or a `sh -c` string;
   `user`; `read_only`: bubblewrap with a read-only root as a restricted pod; `tmpfs`: its emptyDirs, default
   [/tmp]).
+- `expect_tag`: every ref must carry this tag (`${LANGFLOW_VERSION}`): a chart that moves to another version
+  than the one built fails the build instead of mis-tagging it.
 - `upstream`: one line "official ...; built here: ..." for the README table. `cold`: cold build estimate.
 
 Each image's hash is a sha256 over its recipe (and context) files, resolved build args, pins, rootfs parameters
@@ -78,7 +80,7 @@ DPKG_OPTS = (
 BUILD_PREFIX = "localhost/lfp-build"
 NS_SCRIPT = "mount --bind /var/lib /var/lib && mount -o remount,bind,ro /var/lib"
 ALWAYS_IGNORED = ("__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache", "*.egg-info", ".mypy_cache")
-HASH_IGNORED_KEYS = ("refs", "refs_from", "upstream", "cold", "verify")
+HASH_IGNORED_KEYS = ("refs", "refs_from", "expect_tag", "upstream", "cold", "verify")
 
 # timeouts (seconds) of each kind of subprocess: a stuck step fails instead of hanging
 TIMEOUT_ROOTFS = 1200
@@ -117,6 +119,7 @@ class Recipe:
     pre_build: str | None = None
     mounts: list[str] = field(default_factory=list)
     verify: list[dict[str, Any]] = field(default_factory=list)
+    expect_tag: str = ""
     upstream: str = ""
     cold: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
@@ -245,6 +248,7 @@ def load_recipes(recipes: Path = IMAGES_DIR) -> dict[str, Recipe]:
             pre_build=raw.get("pre_build"),
             mounts=[str(m) for m in raw.get("mounts") or []],
             verify=list(raw.get("verify") or []),
+            expect_tag=str(raw.get("expect_tag") or ""),
             upstream=str(raw.get("upstream") or ""),
             cold=str(raw.get("cold") or ""),
             raw=raw,
@@ -788,6 +792,11 @@ def build(
         recipe = rs[name]
         digest = image_hash(name, rs, versions, memo)
         archive = archive_path(name, digest)
+        if recipe.expect_tag:
+            want = expand(recipe.expect_tag, versions)
+            wrong = [r for r in recipe.refs if r.rpartition(":")[2] != want]
+            if wrong:
+                raise BuildError(f"images: {name}: builds version {want} but would be tagged {', '.join(wrong)}")
         with _lock(name, progress):  # another `make images` building the same image: wait, then reuse it
             if archive.is_file():
                 set_archive_tags(archive, recipe.refs or [f"{BUILD_PREFIX}/{name}:{digest[:12]}"])
