@@ -446,10 +446,11 @@ class Runner:
             try:
                 out, _ = proc.communicate(timeout=timeout)
             except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.communicate()
+                _kill_group(proc)
                 raise BuildError(f"images: {image}: step '{step}' timed out after {timeout:.0f}s; log: {log}") from None
+            except BaseException:  # Ctrl-C: the step runs in its own session, so end it with us
+                _kill_group(proc)
+                raise
             fh.write(out)
         if proc.returncode != 0:
             tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-15:])
@@ -473,6 +474,18 @@ class Runner:
             timeout=TIMEOUT_SHORT,
         )
         return res.returncode == 0
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM the step's process group, SIGKILL it after 10 s."""
+    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 30.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.communicate(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 # ---------------------------------------------------------------------------------------------------- archives
@@ -913,10 +926,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 cached = "cached" if archive_path(name, digest).is_file() else "not built"
                 print(f"{name:18} {digest[:12]}  {cached:9}  {' '.join(rs[name].refs) or '(internal)'}")
             return
+        if a.import_address and not a.state_dir:
+            p.error("--import-address needs --state-dir")
         done = build(a.names or None)
         if a.import_address:
-            if not a.state_dir:
-                p.error("--import-address needs --state-dir")
             import_into_containerd(done, a.import_address, a.state_dir)
         if a.kind:
             kind_load(done, a.kind)

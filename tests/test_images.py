@@ -127,3 +127,10 @@ def test_a_failed_build_names_the_image_step_and_log(tmp_path: Path) -> None:
     assert "broken" in msg and "'buildah bud' failed" in msg
     assert str(images.logs_dir() / "broken.log") in msg
     assert not list(images.archives_dir().glob("broken-*.tar"))
+
+
+def test_a_stuck_step_times_out(tmp_path: Path) -> None:
+    runner = images.Runner(progress=lambda _: None)
+    log = tmp_path / "stuck.log"
+    with pytest.raises(images.BuildError, match=r"stuck: step 'sleep' timed out after 1s; log: .*stuck\.log"):
+        runner.run(["sleep", "60"], image="stuck", step="sleep", log=log, timeout=1)
