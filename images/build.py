@@ -427,8 +427,10 @@ class Runner:
         timeout: float,
         cwd: Path | None = None,
         env: dict[str, str] | None = None,
+        capture: bool = True,
     ) -> str:
-        """Run argv; stdout is returned, stdout and stderr go to `log`. Failure or timeout -> BuildError."""
+        """Run argv; stderr (and stdout unless captured) streams to `log`, captured stdout is returned and then
+        appended to the log. Failure or timeout -> BuildError naming the image, the step and the log."""
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("a") as fh:
             fh.write(f"\n$ {shlex.join(argv)}\n")
@@ -437,7 +439,7 @@ class Runner:
                 list(argv),
                 cwd=cwd,
                 env=env or self.env(),
-                stdout=subprocess.PIPE,
+                stdout=subprocess.PIPE if capture else fh,
                 stderr=fh,
                 stdin=subprocess.DEVNULL,
                 text=True,
@@ -451,18 +453,27 @@ class Runner:
             except BaseException:  # Ctrl-C: the step runs in its own session, so end it with us
                 _kill_group(proc)
                 raise
-            fh.write(out)
+            fh.write(out or "")
         if proc.returncode != 0:
             tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-15:])
             raise BuildError(
                 f"images: {image}: step '{step}' failed (exit {proc.returncode}); log: {log}\n--- log tail ---\n{tail}"
             )
-        return out
+        return out or ""
 
-    def buildah(self, args: Sequence[str], *, image: str, step: str, log: Path, timeout: float = TIMEOUT_SHORT) -> str:
+    def buildah(
+        self,
+        args: Sequence[str],
+        *,
+        image: str,
+        step: str,
+        log: Path,
+        timeout: float = TIMEOUT_SHORT,
+        capture: bool = True,
+    ) -> str:
         global BUILDAH_CALLS
         BUILDAH_CALLS += 1
-        return self.run(self.buildah_argv(args), image=image, step=step, log=log, timeout=timeout)
+        return self.run(self.buildah_argv(args), image=image, step=step, log=log, timeout=timeout, capture=capture)
 
     def has_image(self, ref: str) -> bool:
         global BUILDAH_CALLS
@@ -597,7 +608,7 @@ def _make_rootfs(runner: Runner, recipe: Recipe, log: Path) -> str:
         *MIRRORS,
     ]
     try:
-        runner.run(argv, image=recipe.name, step="mmdebstrap", log=log, timeout=TIMEOUT_ROOTFS)
+        runner.run(argv, image=recipe.name, step="mmdebstrap", log=log, timeout=TIMEOUT_ROOTFS, capture=False)
         runner.say(f"{recipe.name}: importing the rootfs into buildah")
         ctr = runner.buildah(["from", "--pull=never", "scratch"], image=recipe.name, step="rootfs from", log=log)
         ctr = ctr.strip().splitlines()[-1]
@@ -610,6 +621,7 @@ def _make_rootfs(runner: Runner, recipe: Recipe, log: Path) -> str:
                 runner.buildah(["rm", ctr], image=recipe.name, step="rootfs rm", log=log)
     finally:
         tarball.unlink(missing_ok=True)
+    _prune_storage(runner, f"{recipe.name}-rootfs", ref, log)  # the rootfs of an older package list
     return ref
 
 
@@ -720,7 +732,15 @@ def _build_one(runner: Runner, recipe: Recipe, digest: str, built: dict[str, Bui
     _copy_context(recipe, work)
     if recipe.pre_build:
         runner.say(f"{recipe.name}: pre_build: {recipe.pre_build}")
-        runner.run(["sh", "-c", recipe.pre_build], image=recipe.name, step="pre_build", log=log, timeout=600, cwd=work)
+        runner.run(
+            ["sh", "-c", recipe.pre_build],
+            image=recipe.name,
+            step="pre_build",
+            log=log,
+            timeout=600,
+            cwd=work,
+            capture=False,
+        )
     ref = f"{BUILD_PREFIX}/{recipe.name}:{digest[:12]}"
     args = ["bud", "--pull=never", "--network", "host", "--layers=false", "-f", str(recipe.dockerfile)]
     args += ["--build-arg", f"BASE={base_ref}", "--label", f"org.langflow-platform.image-hash={digest}"]
@@ -728,7 +748,7 @@ def _build_one(runner: Runner, recipe: Recipe, digest: str, built: dict[str, Bui
         args += ["--build-arg", f"{k}={expand(v, versions)}"]
     args += [*_mount_args(recipe), "-t", ref, str(work)]
     runner.say(f"{recipe.name}: buildah bud FROM {base_ref}")
-    runner.buildah(args, image=recipe.name, step="buildah bud", log=log, timeout=TIMEOUT_BUD)
+    runner.buildah(args, image=recipe.name, step="buildah bud", log=log, timeout=TIMEOUT_BUD, capture=False)
     shutil.rmtree(work, ignore_errors=True)
     _drop_mountpoints(runner, recipe.name, ref, log)
     if recipe.verify:
