@@ -742,7 +742,7 @@ def _build_one(runner: Runner, recipe: Recipe, digest: str, built: dict[str, Bui
             capture=False,
         )
     ref = f"{BUILD_PREFIX}/{recipe.name}:{digest[:12]}"
-    args = ["bud", "--pull=never", "--network", "host", "--layers=false", "-f", str(recipe.dockerfile)]
+    args = ["bud", "--pull=never", "--network", "host", "--layers=false", "--force-rm", "-f", str(recipe.dockerfile)]
     args += ["--build-arg", f"BASE={base_ref}", "--label", f"org.langflow-platform.image-hash={digest}"]
     for k, v in sorted(recipe.build_args.items()):
         args += ["--build-arg", f"{k}={expand(v, versions)}"]
