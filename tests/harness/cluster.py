@@ -500,7 +500,8 @@ class LocalCluster:
                  # logs/exec/port-forward/metrics on the real node's kubelet (webhook authn/authz there)
                  f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
                  f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
-                 f"--kubelet-certificate-authority={pki / 'ca.crt'}"],
+                 f"--kubelet-certificate-authority={pki / 'ca.crt'}",
+                 "--kubelet-preferred-address-types=InternalIP,Hostname"],
                 logs,
             )  # fmt: skip
             cluster = self.cluster()

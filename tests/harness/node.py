@@ -53,10 +53,18 @@ CNI_BIN_DIRS = ("/usr/lib/cni", "/opt/cni/bin")
 TAINT_KEY = "langflow-platform.dev/real-node"
 NODE_LABEL = "langflow-platform.dev/node"
 SANDBOX_IMAGE = "registry.k8s.io/pause:3.10"
+# Volumes for pods on the real node: Kubernetes' own `local` volumes (StorageClass with no provisioner, bound when
+# the pod is scheduled), a pool of directories on this machine; kubelet applies the pod's fsGroup to them (it does
+# not to the hostPath volumes kwok's simulated provisioner makes). Released volumes are wiped and made Available.
+STORAGE_CLASS = "lfp-node-local"
+VOLUME_POOL = 24
+VOLUME_SIZE = "20Gi"
 # sysctls kubelet (protectKernelDefaults: false) and the CNI bridge plugin (ip_forward) change on the host
 SYSCTLS = ("kernel.panic", "kernel.panic_on_oops", "vm.overcommit_memory", "net.ipv4.ip_forward")
 # registries the charts' images name: each points at a closed loopback port, so a pull fails at once, locally
 REGISTRIES = ("docker.io", "registry-1.docker.io", "registry.k8s.io", "ghcr.io", "quay.io", "gcr.io", "public.ecr.aws")
+# paths outside the node's folder that kubelet, libcni or containerd may create (removed at down if they were absent)
+HOST_PATHS = ("/var/lib/kubelet", "/var/lib/cni", "/etc/cni", "/run/containerd", "/var/log/containers", "/var/log/pods")
 COMPONENTS = ("containerd", "apiserver-relay", "coredns", "kube-proxy", "kubelet")
 CACHE = Path(
     os.environ.get("LFP_CACHE")
@@ -122,7 +130,7 @@ def host_snapshot() -> dict[str, Any]:
         "nft_tables": _nft_tables(),
         "nft_chains": _nft_chains(),
         "netns": _netns(),
-        "paths": {p: Path(p).exists() for p in ("/var/lib/kubelet", "/var/lib/cni", "/etc/cni", "/run/containerd")},
+        "paths": {p: Path(p).exists() for p in HOST_PATHS},
     }
 
 
@@ -149,6 +157,30 @@ class RealNode:
     @property
     def kubelet_dir(self) -> Path:
         return self.workdir / "kubelet"
+
+    @property
+    def volumes_dir(self) -> Path:
+        """The local volumes' directories: beside the node's folder, so they live as long as the cluster's data."""
+        return self.workdir.parent / "node-volumes"
+
+    def recycle_volumes(self) -> list[str]:
+        """Wipe every Released volume of the pool and make it Available again (what a static provisioner does)."""
+        from .cluster import Cluster
+
+        cluster = Cluster("local", self.admin_kubeconfig)
+        pvs = json.loads(cluster.kubectl("get", "pv", "-o", "json").stdout)["items"]
+        done = []
+        for pv in pvs:
+            if pv["spec"].get("storageClassName") != STORAGE_CLASS or pv["status"].get("phase") != "Released":
+                continue
+            path = Path(pv["spec"]["local"]["path"])
+            shutil.rmtree(path, ignore_errors=True)
+            path.mkdir(parents=True, exist_ok=True)
+            path.chmod(0o755)
+            patch = json.dumps([{"op": "remove", "path": "/spec/claimRef"}])
+            cluster.kubectl("patch", "pv", pv["metadata"]["name"], "--type=json", "-p", patch, check=False)
+            done.append(pv["metadata"]["name"])
+        return done
 
     def _state(self) -> dict[str, Any]:
         try:
@@ -381,6 +413,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         self._start("coredns", [tool("coredns"), "-conf", str(corefile)])
         self._save(coredns_ready_port=ready)
         cluster.apply(_service_objects(self.pki))
+        cluster.apply(_volume_pool(self.volumes_dir))
         import requests
 
         wait_for(
@@ -444,6 +477,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             "maxPods": 60,
             "serializeImagePulls": False,
             "containerLogMaxSize": "10Mi",
+            "podLogsDir": str(self.workdir / "pod-logs"),  # else /var/log/pods and /var/log/containers
             "enableDebuggingHandlers": True,
         }
         (self.workdir / "kubelet.yaml").write_text(yaml.safe_dump(cfg))
@@ -556,14 +590,28 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
                 _run("umount", "-l", m, check=False)
 
     def _restore_firewall(self, snapshot: dict[str, Any]) -> None:
-        before_tables = set(snapshot.get("nft_tables", []))
-        for table in set(_nft_tables()) - before_tables:
+        """Delete the nftables tables and chains that appeared since the snapshot (kube-proxy's tables, our own,
+        kubelet's KUBE-* chains in iptables-nft tables), and the rules of older chains that jump to them."""
+        for table in set(_nft_tables()) - set(snapshot.get("nft_tables", [])):
             _run("nft", "delete", "table", *table.split(" ", 1), check=False)
-        before_chains = set(snapshot.get("nft_chains", []))
-        for chain in set(_nft_chains()) - before_chains:
-            family, table, name = chain.split(" ", 2)
-            _run("nft", "flush", "chain", family, table, name, check=False)
-            _run("nft", "delete", "chain", family, table, name, check=False)
+        new = set(_nft_chains()) - set(snapshot.get("nft_chains", []))
+        if not new:
+            return
+        targets = {c.split(" ", 2)[2] for c in new}
+        ruleset = json.loads(_run("nft", "-j", "list", "ruleset", check=False).stdout or "{}").get("nftables", [])
+        for item in ruleset:
+            rule = item.get("rule")
+            if not rule or f"{rule['family']} {rule['table']} {rule['chain']}" in new:
+                continue
+            verdicts = json.dumps(rule.get("expr", []))
+            if any(f'"jump": {{"target": "{t}"}}' in verdicts or f'"goto": {{"target": "{t}"}}' in verdicts
+                   for t in targets):  # fmt: skip
+                _run("nft", "delete", "rule", rule["family"], rule["table"], rule["chain"], "handle",
+                     str(rule["handle"]), check=False)  # fmt: skip
+        for chain in new:
+            _run("nft", "flush", "chain", *chain.split(" ", 2), check=False)
+        for chain in new:
+            _run("nft", "delete", "chain", *chain.split(" ", 2), check=False)
 
     @staticmethod
     def _remove_cgroups() -> None:
@@ -575,14 +623,18 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             with contextlib.suppress(OSError):
                 tree.rmdir()
 
-    @staticmethod
-    def _remove_host_paths(snapshot: dict[str, Any]) -> None:
+    def _remove_host_paths(self, snapshot: dict[str, Any]) -> None:
         """kubelet and libcni write a few files outside their configured folders; remove what we created."""
         existed = snapshot.get("paths", {})
         results = Path("/var/lib/cni/results")
         for f in results.glob(f"{CNI_NETWORK}-*") if results.is_dir() else []:
             f.unlink(missing_ok=True)
-        for p in ("/var/lib/kubelet", "/var/lib/cni", "/etc/cni", "/run/containerd"):
+        logs = Path("/var/log/containers")
+        for link in logs.glob("*.log") if logs.is_dir() else []:
+            with contextlib.suppress(OSError):
+                if str(link.readlink()).startswith(str(self.workdir)):  # kubelet's links to our pod logs
+                    link.unlink()
+        for p in HOST_PATHS:
             if not existed.get(p, True):
                 shutil.rmtree(p, ignore_errors=True)
 
@@ -668,7 +720,7 @@ def _client_kubeconfig(path: Path, port: int, pki: Path, who: str) -> None:
 
 def _service_objects(pki: Path) -> list[dict[str, Any]]:
     """The `kubernetes` and `kube-dns` Services' endpoints on the node address (no selector: hand-made slices)."""
-    managed = {"endpointslice.kubernetes.io/managed-by": "langflow-platform.dev/harness"}
+    managed = {"endpointslice.kubernetes.io/managed-by": "langflow-platform-harness"}
     return [
         {
             "apiVersion": "v1",
@@ -710,6 +762,52 @@ def _service_objects(pki: Path) -> list[dict[str, Any]]:
             "ports": [{"name": "https", "port": APISERVER_RELAY_PORT, "protocol": "TCP"}],
         },
     ]
+
+
+def _volume_pool(root: Path) -> list[dict[str, Any]]:
+    """The StorageClass and the pool of local PersistentVolumes (one directory each) on the real node."""
+    objects: list[dict[str, Any]] = [
+        {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {"name": STORAGE_CLASS},
+            "provisioner": "kubernetes.io/no-provisioner",
+            "volumeBindingMode": "WaitForFirstConsumer",
+            "reclaimPolicy": "Retain",
+        }
+    ]
+    for i in range(VOLUME_POOL):
+        path = root / f"pv-{i:02d}"
+        if not path.exists():
+            path.mkdir(parents=True)
+            path.chmod(0o755)
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {"name": f"{NODE_NAME}-pv-{i:02d}", "labels": {NODE_LABEL: "real"}},
+                "spec": {
+                    "capacity": {"storage": VOLUME_SIZE},
+                    "accessModes": ["ReadWriteOnce"],
+                    "persistentVolumeReclaimPolicy": "Retain",
+                    "storageClassName": STORAGE_CLASS,
+                    "volumeMode": "Filesystem",
+                    "local": {"path": str(path)},
+                    "nodeAffinity": {
+                        "required": {
+                            "nodeSelectorTerms": [
+                                {
+                                    "matchExpressions": [
+                                        {"key": "kubernetes.io/hostname", "operator": "In", "values": [NODE_NAME]}
+                                    ]
+                                }
+                            ]
+                        }
+                    },
+                },
+            }
+        )
+    return objects
 
 
 def node_overlay() -> Path:
