@@ -69,8 +69,8 @@ init_database() {
 	export PGPASSWORD="${PGPASSWORD:-$POSTGRES_PASSWORD}"
 	pg_ctl -D "$PGDATA" -w start -o "$(quote_args "$@") -c listen_addresses='' -p ${PGPORT:-5432}"
 
-	if [ "$POSTGRES_DB" != postgres ] &&
-		[ -z "$(sql --dbname postgres --tuples-only --no-align --set db="$POSTGRES_DB" -c "SELECT 1 FROM pg_database WHERE datname = :'db'" 2> /dev/null || true)" ]; then
+	# (psql interpolates :'db' only in its input, not in -c; "postgres" always exists)
+	if [ "$POSTGRES_DB" != postgres ] && [ -z "$(printf "SELECT 1 FROM pg_database WHERE datname = :'db';\n" | sql --dbname postgres --tuples-only --no-align --set db="$POSTGRES_DB")" ]; then
 		printf 'CREATE DATABASE :"db";\n' | sql --dbname postgres --set db="$POSTGRES_DB"
 	fi
 	for f in /docker-entrypoint-initdb.d/*; do
