@@ -13,7 +13,8 @@ A recipe is a directory `images/<name>/` with `image.yaml` and a `Dockerfile` th
 - `pins`: further tools/versions.env keys the content depends on (hashed).
 - `context`: build context relative to the repository (default: the recipe directory); the Dockerfile is the
   recipe's own when it has one, else the context's. `ignore`: context paths (fnmatch) left out of hash and copy.
-- `pre_build`: a shell command run on the host in the (copied) context before `buildah bud` (e.g. gcc).
+- `pre_build`: a shell command run on the host in the (copied) context before `buildah bud` (e.g. gcc);
+  `$LFP_ROOT` is the repository (e.g. to copy a binary `make tools` built).
 - `mounts`: build-time bind mounts (RUN steps only, never in the image): `ca` (host CA bundle at
   /run/lfp/ca.crt, read-only; always offered), `uv` (the uv binary at /run/lfp/uv), `uv-cache` (the host's uv
   cache at /run/lfp/uv-cache).
@@ -738,6 +739,7 @@ def _build_one(runner: Runner, recipe: Recipe, digest: str, built: dict[str, Bui
             step="pre_build",
             log=log,
             timeout=600,
+            env={**runner.env(), "LFP_ROOT": str(ROOT)},
             cwd=work,
             capture=False,
         )

@@ -142,7 +142,8 @@ b_coredns() {
   cp "$ROOT/tools/coredns/main.go.in" "$w/main.go"
   printf 'module local/coredns-main\n\ngo 1.24\n\nrequire github.com/coredns/coredns %s\n' "$2" > "$w/go.mod"
   (cd "$w" && go mod tidy >/dev/null 2>&1 || go mod tidy)
-  (cd "$w" && go build -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$2" -o "$1/coredns" .)
+  # static (no cgo): the same binary runs on the host and FROM scratch in images/coredns
+  (cd "$w" && CGO_ENABLED=0 go build -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$2" -o "$1/coredns" .)
 }
 
 go_tools() {
