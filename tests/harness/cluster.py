@@ -419,7 +419,10 @@ class LocalCluster:
         """Join the real node to the running control plane (no-op when it already runs)."""
         node = self.node()
         if node.running() and node.ready():
-            self.progress(f"real node {NODE_NAME} already running")
+            recycled = node.recycle_volumes()
+            self.progress(
+                f"real node {NODE_NAME} already running" + (f"; recycled {len(recycled)} volumes" if recycled else "")
+            )
             return node
         node.down(quiet=True)
         try:
