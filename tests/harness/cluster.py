@@ -23,7 +23,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -36,9 +35,10 @@ from typing import Any
 import yaml
 
 from . import helm as helm_lib
+from .daemons import DaemonState
 from .node import KWOK_POD_RANGE, NODE_IP, NODE_NAME, SERVICE_RANGE, NodeError, RealNode, images_importer
 from .paths import ROOT, TOOLS, tool
-from .servers import Process, free_port, spawn, wait_for
+from .servers import Process, free_port, wait_for
 
 LOOPBACK = "127.0.0.1"
 DEFAULT_DIR = TOOLS / "cluster"
@@ -386,7 +386,7 @@ def _apiservice_available(cluster: Cluster, name: str) -> bool:
 
 # ------------------------------------------------------------------------------------------- LocalCluster
 @dataclass
-class LocalCluster:
+class LocalCluster(DaemonState):
     """etcd + kube-apiserver + kube-controller-manager + kube-scheduler + kwok as local processes under `workdir`.
 
     `up()` writes `workdir/state.json` (ports, pids) so `down()` works from another process (make cluster-down).
@@ -402,10 +402,6 @@ class LocalCluster:
     @property
     def kubeconfig(self) -> Path:
         return self.workdir / "kubeconfig"
-
-    @property
-    def state_file(self) -> Path:
-        return self.workdir / "state.json"
 
     def cluster(self) -> Cluster:
         return Cluster("local", self.kubeconfig, self.workdir)
@@ -434,22 +430,14 @@ class LocalCluster:
         return node
 
     def running(self) -> bool:
-        state = self._state()
-        up = bool(state) and all(_pid_alive(p, c) for c, p in state.get("pids", {}).items())
-        return up and (not self.real_node or self.node().running())
-
-    def _state(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.state_file.read_text())
-        except (OSError, ValueError):
-            return {}
+        return self._recorded_alive() and (not self.real_node or self.node().running())
 
     # -------------------------------------------------------------------------------------------------- up
     def up(self, timeout: float = 180) -> Cluster:
         if self.running():
             self.progress(f"local cluster already running (KUBECONFIG={self.kubeconfig})")
             return self.cluster()
-        if self.real_node and self._state() and all(_pid_alive(p, c) for c, p in self._state()["pids"].items()):
+        if self.real_node and self._recorded_alive():
             self.progress("local control plane running; starting the real node")
             self.start_node()
             return self.cluster()
@@ -583,21 +571,9 @@ class LocalCluster:
                  f"export KUBECONFIG={self.kubeconfig}")  # fmt: skip
             return cluster
         except BaseException:
-            self.progress(self.diagnostics())
+            self.progress(self.diagnostics(COMPONENTS))
             self.down(quiet=True)
             raise
-
-    def _start(self, name: str, cmd: list[str], logs: Path) -> None:
-        proc = spawn(name, cmd, logs / f"{name}.log", env={**os.environ, "GOMAXPROCS": "2"})
-        self.processes[name] = proc
-        state = self._state()
-        state.setdefault("pids", {})[name] = proc.popen.pid
-        self.state_file.write_text(json.dumps(state))
-
-    def _check_alive(self) -> bool:
-        for p in self.processes.values():
-            p.ensure_alive()
-        return True
 
     def _wait_http(self, url: str, timeout: float, what: str) -> None:
         import requests
@@ -617,15 +593,6 @@ class LocalCluster:
         ]
         return len(items) > 0 and len(ready) == len(items)
 
-    def diagnostics(self, lines: int = 15) -> str:
-        out = []
-        for name in COMPONENTS:
-            log = self.workdir / "logs" / f"{name}.log"
-            if log.exists():
-                tail = log.read_text(errors="replace").splitlines()[-lines:]
-                out.append(f"--- {log} ---\n" + "\n".join(tail))
-        return "\n".join(out)
-
     # ------------------------------------------------------------------------------------------------ down
     def down(self, *, quiet: bool = False, keep_data: bool = False) -> None:
         state = self._state()
@@ -635,38 +602,11 @@ class LocalCluster:
         Relay.stop_all(self.workdir)  # the demo's 127.0.0.1 relays
         if (self.workdir / "node" / "state.json").exists():
             self.node().down(quiet=quiet)  # while the apiserver still answers: kubelet stops its pods first
-        for name in reversed(COMPONENTS):
-            proc = self.processes.pop(name, None)
-            if proc is not None:
-                proc.stop(grace=10)
-            elif name in pids:
-                _stop_pid(pids[name], name)
+        self._stop_all(list(reversed(COMPONENTS)))
         if not quiet and pids:
             self.progress(f"stopped {', '.join(reversed([n for n in COMPONENTS if n in pids]))}")
         if not keep_data and self.workdir.exists() and (self.state_file.exists() or (self.workdir / "pki").exists()):
             shutil.rmtree(self.workdir, ignore_errors=True)
-
-
-def _pid_alive(pid: int, name: str) -> bool:
-    """True when `pid` runs and is the component we started (guards against a recycled pid)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
-    except OSError:
-        return False
-    return Path(cmdline).name == name or cmdline.endswith(f"/{name}")
-
-
-def _stop_pid(pid: int, name: str, grace: float = 10) -> None:
-    if not _pid_alive(pid, name):
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _pid_alive(pid, name):
-        time.sleep(0.2)
-    if _pid_alive(pid, name):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
 
 
 # ---------------------------------------------------------------------------------------- kind / existing

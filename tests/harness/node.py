@@ -35,8 +35,9 @@ from typing import Any
 
 import yaml
 
+from .daemons import DaemonState
 from .paths import ROOT, tool
-from .servers import Process, spawn, wait_for
+from .servers import Process, wait_for
 
 NODE_NAME = "lfp-node"
 BRIDGE = "lfp0"
@@ -135,7 +136,7 @@ def host_snapshot() -> dict[str, Any]:
 
 
 @dataclass
-class RealNode:
+class RealNode(DaemonState):
     """One real node joined to a LocalCluster (whose PKI, kubeconfig and apiserver port it is given)."""
 
     workdir: Path  # the node's own folder inside the cluster's workdir
@@ -145,11 +146,9 @@ class RealNode:
     progress: Progress = print
     processes: dict[str, Process] = field(default_factory=dict)
 
-    # ------------------------------------------------------------------------------------------ paths
-    @property
-    def state_file(self) -> Path:
-        return self.workdir / "state.json"
+    executables = {"apiserver-relay": "socat"}  # noqa: RUF012
 
+    # ------------------------------------------------------------------------------------------ paths
     @property
     def socket(self) -> Path:
         return self.workdir / "run" / "containerd.sock"
@@ -181,17 +180,6 @@ class RealNode:
             cluster.kubectl("patch", "pv", pv["metadata"]["name"], "--type=json", "-p", patch, check=False)
             done.append(pv["metadata"]["name"])
         return done
-
-    def _state(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.state_file.read_text())
-        except (OSError, ValueError):
-            return {}
-
-    def _save(self, **kw: Any) -> None:
-        state = self._state()
-        state.update(kw)
-        self.state_file.write_text(json.dumps(state, indent=1))
 
     def ctr(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return _run("ctr", "--address", str(self.socket), "--namespace", "k8s.io", *args, check=check, timeout=timeout)
@@ -257,21 +245,9 @@ class RealNode:
             wait_for(lambda: self._check_alive() and self.ready(), timeout, f"node {NODE_NAME} Ready", interval=0.5)
             step(f"node {NODE_NAME} Ready (taint {TAINT_KEY}=true:NoSchedule)")
         except BaseException:
-            self.progress(self.diagnostics())
+            self.progress(self.diagnostics(COMPONENTS, lines=20))
             self.down(quiet=True)
             raise
-
-    def _check_alive(self) -> bool:
-        for p in self.processes.values():
-            p.ensure_alive()
-        return True
-
-    def _start(self, name: str, cmd: list[str]) -> None:
-        proc = spawn(name, cmd, self.workdir / "logs" / f"{name}.log", env={**os.environ, "GOMAXPROCS": "2"})
-        self.processes[name] = proc
-        pids = self._state().get("pids", {})
-        pids[name] = proc.popen.pid
-        self._save(pids=pids)
 
     def _network(self) -> None:
         _run("ip", "link", "add", BRIDGE, "type", "bridge")
@@ -501,17 +477,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
 
     def running(self) -> bool:
-        pids = self._state().get("pids", {})
-        return bool(pids) and all(_pid_alive(pid, name) for name, pid in pids.items())
-
-    def diagnostics(self, lines: int = 20) -> str:
-        out = []
-        for name in COMPONENTS:
-            log = self.workdir / "logs" / f"{name}.log"
-            if log.exists():
-                tail = log.read_text(errors="replace").splitlines()[-lines:]
-                out.append(f"--- {log} ---\n" + "\n".join(tail))
-        return "\n".join(out)
+        return self._recorded_alive()
 
     # ------------------------------------------------------------------------------------------- down
     def down(self, *, quiet: bool = False, grace: float = 30) -> None:
@@ -522,14 +488,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         pids: dict[str, int] = state.get("pids", {})
         if "kubelet" in pids and self.socket.exists():
             self._stop_pods(grace)
-        for name in reversed(COMPONENTS):
-            if name == "containerd":
-                self._kill_tasks()
-            proc = self.processes.pop(name, None)
-            if proc is not None:
-                proc.stop(grace=10)
-            elif name in pids:
-                _stop_pid(pids[name], name)
+        self._stop_all([n for n in reversed(COMPONENTS) if n != "containerd"])
+        self._kill_tasks()  # containerd's last tasks (and their shims) before containerd itself
+        self._stop_all(["containerd"])
         self._kill_shims()
         self._unmount()
         snapshot = state.get("snapshot", {})
@@ -695,23 +656,6 @@ def _netns_mount(path: str) -> bool:
     return path.startswith(("/var/run/netns/cni-", "/run/netns/cni-"))
 
 
-def _pid_alive(pid: int, name: str) -> bool:
-    cmd = _cmdline(pid)
-    return bool(cmd) and (Path(cmd.split(" ", 1)[0]).name == name or (name in ("apiserver-relay",) and "socat" in cmd))
-
-
-def _stop_pid(pid: int, name: str, grace: float = 10) -> None:
-    if not _pid_alive(pid, name):
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _pid_alive(pid, name):
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
-
-
 def _client_kubeconfig(path: Path, port: int, pki: Path, who: str) -> None:
     from .cluster import write_kubeconfig
 
@@ -720,48 +664,30 @@ def _client_kubeconfig(path: Path, port: int, pki: Path, who: str) -> None:
 
 def _service_objects(pki: Path) -> list[dict[str, Any]]:
     """The `kubernetes` and `kube-dns` Services' endpoints on the node address (no selector: hand-made slices)."""
-    managed = {"endpointslice.kubernetes.io/managed-by": "langflow-platform-harness"}
+    dns_ports = [{"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]
     return [
         {
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": {"name": "kube-dns", "namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}},
-            "spec": {
-                "clusterIP": DNS_SERVICE_IP,
-                "ports": [
-                    {"name": "dns", "port": 53, "protocol": "UDP"},
-                    {"name": "dns-tcp", "port": 53, "protocol": "TCP"},
-                ],
-            },
+            "spec": {"clusterIP": DNS_SERVICE_IP, "ports": dns_ports},
         },
-        {
-            "apiVersion": "discovery.k8s.io/v1",
-            "kind": "EndpointSlice",
-            "metadata": {
-                "name": "kube-dns-node",
-                "namespace": "kube-system",
-                "labels": {"kubernetes.io/service-name": "kube-dns", **managed},
-            },
-            "addressType": "IPv4",
-            "endpoints": [{"addresses": [NODE_IP], "conditions": {"ready": True}}],
-            "ports": [
-                {"name": "dns", "port": 53, "protocol": "UDP"},
-                {"name": "dns-tcp", "port": 53, "protocol": "TCP"},
-            ],
-        },
-        {
-            "apiVersion": "discovery.k8s.io/v1",
-            "kind": "EndpointSlice",
-            "metadata": {
-                "name": "kubernetes-node",
-                "namespace": "default",
-                "labels": {"kubernetes.io/service-name": "kubernetes", **managed},
-            },
-            "addressType": "IPv4",
-            "endpoints": [{"addresses": [NODE_IP], "conditions": {"ready": True}}],
-            "ports": [{"name": "https", "port": APISERVER_RELAY_PORT, "protocol": "TCP"}],
-        },
+        _endpoint_slice("kube-dns", "kube-system", dns_ports),
+        _endpoint_slice("kubernetes", "default", [{"name": "https", "port": APISERVER_RELAY_PORT, "protocol": "TCP"}]),
     ]
+
+
+def _endpoint_slice(service: str, namespace: str, ports: list[dict[str, Any]]) -> dict[str, Any]:
+    """A hand-made EndpointSlice of `service` on the node address (the Service has no selector)."""
+    labels = {"kubernetes.io/service-name": service, "endpointslice.kubernetes.io/managed-by": "lfp-harness"}
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": f"{service}-node", "namespace": namespace, "labels": labels},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [NODE_IP], "conditions": {"ready": True}}],
+        "ports": ports,
+    }
 
 
 def _volume_pool(root: Path) -> list[dict[str, Any]]:
