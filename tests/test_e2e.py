@@ -10,14 +10,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
+import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.harness import realplatform as rp
 from tests.harness.cluster import Cluster, LocalCluster
-from tests.harness.node import NODE_NAME, TAINT_KEY, RealNode, host_snapshot, leftovers
+from tests.harness.node import KUBELET_PORT, NODE_NAME, TAINT_KEY, NodeError, RealNode, host_snapshot, leftovers
 from tests.harness.paths import REPORTS
 from tests.harness.servers import free_port, wait_for
 
@@ -46,6 +48,24 @@ def ide_url(platform: rp.Release) -> str:
     url = platform.ide_url()
     rp.wait_healthy(url, timeout=300)
     return url
+
+
+def test_preflight_names_a_port_in_use_and_the_fix(tmp_path: Path) -> None:
+    """A port the node needs is taken: the start stops before anything runs, naming the port and what to do."""
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        holder.bind(("0.0.0.0", KUBELET_PORT))
+        holder.listen()
+    except OSError:  # a node of this session already holds it: the check must see that too
+        holder.close()
+    try:
+        node = RealNode(tmp_path / "node", tmp_path / "pki", tmp_path / "kubeconfig", 1, progress=lambda _: None)
+        with pytest.raises(NodeError, match=rf"port {KUBELET_PORT} \(kubelet\) is in use: stop what listens there"):
+            node.preflight()
+        assert not (tmp_path / "node").exists(), "preflight must not start or create anything"
+    finally:
+        holder.close()
 
 
 def test_real_node_joined_next_to_kwok(kube: Cluster, real_node: RealNode | None) -> None:
