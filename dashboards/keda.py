@@ -7,7 +7,8 @@ from grafana_foundation_sdk.builders import dashboard
 from .common import new_dashboard, query, row, single, ts
 
 NS = 'namespace=~"$namespace"'
-HPA = f'{NS}, horizontalpodautoscaler=~"keda-hpa-.*"'
+# the HPA KEDA makes for the runtime's ScaledObject: the chart names it <release>-runtime
+HPA = f'{NS}, horizontalpodautoscaler=~".+-runtime"'
 
 
 def build() -> dashboard.Dashboard:

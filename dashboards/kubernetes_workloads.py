@@ -123,7 +123,7 @@ def build() -> dashboard.Dashboard:
         .with_panel(
             ts(
                 "HorizontalPodAutoscalers",
-                "Current replicas against the maximum of each HPA (KEDA's are keda-hpa-*).",
+                "Current replicas against the maximum of each HPA (the runtime's, made by KEDA, is <release>-runtime).",
                 "short",
                 query(
                     f"kube_horizontalpodautoscaler_status_current_replicas{{{NS}}}",

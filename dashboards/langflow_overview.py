@@ -9,7 +9,7 @@ from .common import new_dashboard, query, row, single, ts
 NS = 'namespace=~"$namespace"'
 LF = f'exporter="langflow", {NS}'
 WORKER = f'exporter="worker", {NS}'
-RUNTIME_HPA = f'{NS}, horizontalpodautoscaler=~"keda-hpa-.*runtime.*"'
+RUNTIME_HPA = f'{NS}, horizontalpodautoscaler=~".+-runtime"'
 
 
 def build() -> dashboard.Dashboard:
