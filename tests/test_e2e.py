@@ -152,6 +152,31 @@ def test_metrics_server_reads_the_real_kubelet(kube: Cluster, platform: rp.Relea
 
     mem = langflow["usage"]["memory"]
     assert parse_quantity(mem) > 100 * 2**20, f"Langflow's working set is {mem}: not a real process?"
+    # what the running dev platform costs on this machine, from the same API (pods on the real node + the node)
+    ns_metrics = json.loads(
+        kube.kubectl("get", "--raw", f"/apis/metrics.k8s.io/v1beta1/namespaces/{platform.namespace}/pods").stdout
+    )
+    on_node = {p["metadata"]["name"] for p in rp.pods_on_node(kube, platform.namespace, NODE_NAME)}
+    pods = {
+        m["metadata"]["name"]: {
+            "cpu_m": round(sum(float(parse_quantity(c["usage"]["cpu"])) for c in m["containers"]) * 1000),
+            "memory_mib": round(sum(float(parse_quantity(c["usage"]["memory"])) for c in m["containers"]) / 2**20),
+        }
+        for m in ns_metrics["items"]
+        if m["metadata"]["name"] in on_node
+    }
+    node = json.loads(kube.kubectl("get", "--raw", f"/apis/metrics.k8s.io/v1beta1/nodes/{NODE_NAME}").stdout)
+    report = {
+        "pods": pods,
+        "pods_total": {k: sum(p[k] for p in pods.values()) for k in ("cpu_m", "memory_mib")},
+        "node": {
+            "cpu_m": round(float(parse_quantity(node["usage"]["cpu"])) * 1000),
+            "memory_mib": round(float(parse_quantity(node["usage"]["memory"])) / 2**20),
+        },
+    }
+    REPORTS.mkdir(exist_ok=True)
+    (REPORTS / "e2e-resources.json").write_text(json.dumps(report, indent=1))
+    assert report["pods_total"]["memory_mib"] > 0 and len(pods) == len(on_node), report
 
 
 def test_helm_test_passes_on_the_real_node(kube: Cluster, platform: rp.Release, ide_url: str) -> None:
