@@ -37,6 +37,7 @@ Usage: python -m images.build [NAME ...] [--list] [--table] [--import-address SO
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import fcntl
 import fnmatch
@@ -50,6 +51,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -818,30 +820,64 @@ def build(
     versions = load_versions()
     memo: dict[str, str] = {}
     todo = order(names, rs)
+    print_lock = threading.Lock()
+    say_progress = progress
+
+    def progress(msg: str) -> None:  # one line at a time from the parallel builds
+        with print_lock:
+            say_progress(msg)
+
     wanted = set(todo if names is None else names)
     archives_dir().mkdir(parents=True, exist_ok=True)
     built: dict[str, Built] = {}
-    runner: Runner | None = None
     t0 = time.monotonic()
-    for name in todo:
+    runners: list[Runner] = []  # one, made on the first real build (a cache hit runs no buildah at all)
+    runner_lock = threading.Lock()
+    for name in todo:  # hashes first (cheap, and a bad pin fails before anything builds)
         recipe = rs[name]
-        digest = image_hash(name, rs, versions, memo)
-        archive = archive_path(name, digest)
+        image_hash(name, rs, versions, memo)
         if recipe.expect_tag:
             want = expand(recipe.expect_tag, versions)
             wrong = [r for r in recipe.refs if r.rpartition(":")[2] != want]
             if wrong:
                 raise BuildError(f"images: {name}: builds version {want} but would be tagged {', '.join(wrong)}")
+
+    def one(name: str) -> None:
+        recipe = rs[name]
+        digest = image_hash(name, rs, versions, memo)
+        archive = archive_path(name, digest)
         with _lock(name, progress):  # another `make images` building the same image: wait, then reuse it
             if archive.is_file():
                 set_archive_tags(archive, recipe.refs or [f"{BUILD_PREFIX}/{name}:{digest[:12]}"])
                 built[name] = Built(name, list(recipe.refs), archive, digest)
                 progress(f"images: [+{time.monotonic() - t0:.1f}s] {name}: cached {archive}")
-                continue
-            if runner is None:
-                runner = Runner(progress)
-                runner.t0 = t0
-            _build_one(runner, recipe, digest, built, versions)
+                return
+            with runner_lock:
+                if not runners:
+                    runners.append(Runner(progress))
+                    runners[0].t0 = t0
+            _build_one(runners[0], recipe, digest, built, versions)
+
+    # independent images build side by side (LFP_IMAGE_JOBS, default 2): an image starts once its base is built
+    jobs = max(1, int(os.environ.get("LFP_IMAGE_JOBS", "2")))
+    pending, running = list(todo), {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        while pending or running:
+            for name in list(pending):
+                base = rs[name].base
+                if len(running) < jobs and (not base or base == "scratch" or base in built):
+                    pending.remove(name)
+                    running[pool.submit(one, name)] = name
+            if not running:
+                raise BuildError(f"images: cannot order {pending} (a base failed?)")
+            done, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+            for fut in done:
+                running.pop(fut)
+                exc = fut.exception()
+                if exc is not None:
+                    for other in running:
+                        other.cancel()
+                    raise exc
     return [built[n] for n in todo if n in wanted]
 
 
