@@ -219,7 +219,11 @@ class RealNode(DaemonState):
                     f"port {port} (kubelet) is in use: stop what listens there (`ss -ltnp 'sport = :{port}'`)"
                 )
         if problems:
-            raise NodeError("real node preflight failed:\n  - " + "\n  - ".join(problems))
+            raise NodeError(
+                "real node preflight failed:\n  - "
+                + "\n  - ".join(problems)
+                + "\n(`make cluster-up NODE=0` starts the cluster with kwok nodes only)"
+            )
 
     # --------------------------------------------------------------------------------------------- up
     def up(self, import_images: Callable[[str, Path], None] | None = None, timeout: float = 120) -> None:
