@@ -884,15 +884,19 @@ def build(
 # ---------------------------------------------------------------------------------------------------- import
 
 
-def _ctr(address: str, *args: str, timeout: float = TIMEOUT_SHORT) -> str:
-    argv = ["ctr", "-a", address, "-n", "k8s.io", *args]
+def _checked(argv: Sequence[str], timeout: float, what: str = "images") -> str:
+    """Run argv; its stdout, or BuildError naming `what` and the command on failure or timeout."""
     try:
-        res = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        res = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise BuildError(f"images: `{shlex.join(argv)}` timed out after {timeout:.0f}s") from None
+        raise BuildError(f"{what}: `{shlex.join(argv)}` timed out after {timeout:.0f}s") from None
     if res.returncode != 0:
-        raise BuildError(f"images: `{shlex.join(argv)}` failed (exit {res.returncode}): {res.stderr.strip()}")
+        raise BuildError(f"{what}: `{shlex.join(argv)}` failed (exit {res.returncode}): {res.stderr.strip()}")
     return res.stdout
+
+
+def _ctr(address: str, *args: str, timeout: float = TIMEOUT_SHORT) -> str:
+    return _checked(["ctr", "-a", address, "-n", "k8s.io", *args], timeout)
 
 
 def import_into_containerd(
@@ -935,12 +939,7 @@ def kind_load(built: Sequence[Built], cluster_name: str) -> None:
         if not b.refs:
             continue
         argv = ["kind", "load", "image-archive", str(b.archive), "--name", cluster_name]
-        try:
-            res = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT_IMPORT)
-        except subprocess.TimeoutExpired:
-            raise BuildError(f"images: {b.name}: `{shlex.join(argv)}` timed out") from None
-        if res.returncode != 0:
-            raise BuildError(f"images: {b.name}: `{shlex.join(argv)}` failed: {res.stderr.strip()}")
+        _checked(argv, TIMEOUT_IMPORT, f"images: {b.name}")
 
 
 # ---------------------------------------------------------------------------------------------------- CLI
