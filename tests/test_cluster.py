@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,20 @@ def statefulset_pvcs(sts: dict[str, Any], replicas: int) -> list[str]:
     ]
 
 
-def check_running(kube: Cluster, ns: str, objects: list[dict[str, Any]]) -> dict[str, Any]:
+def check_running(kube: Cluster, ns: str, objects: list[dict[str, Any]], settle: float = 60) -> dict[str, Any]:
+    """check_running_now, retried for up to `settle` seconds: right after `helm --wait` an HPA may still be
+    scaling a Deployment without `replicas` from 1 to its minimum (seen: IDE 1 Ready of 2 in scale-to-zero)."""
+    deadline = time.monotonic() + settle
+    while True:
+        try:
+            return check_running_now(kube, ns, objects)
+        except AssertionError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(2)
+
+
+def check_running_now(kube: Cluster, ns: str, objects: list[dict[str, Any]]) -> dict[str, Any]:
     """Every object exists; every workload has its replicas Ready (pods admitted and Ready); PVCs exist and are
     Bound (kwok's StorageClass binds at once; a class the local cluster lacks stays Pending). Returns UIDs."""
     from kubernetes import client
