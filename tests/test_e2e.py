@@ -120,6 +120,21 @@ def test_probes_are_answered_by_the_real_langflow(kube: Cluster, platform: rp.Re
     assert logs.strip(), "kubectl logs returned nothing from the IDE container"
 
 
+def test_runtime_waited_for_the_ides_migrations_and_logs_are_json(kube: Cluster, platform: rp.Release) -> None:
+    """Installed together as `helm install` does, the runtime's wait-for-migrations initContainer held it back
+    until the IDE had migrated the real PostgreSQL to the image's Alembic head; both Langflows log JSON records
+    (langflow.logFormat json, for Loki)."""
+    pod = sorted(platform.runtime_pods())[0]
+    wait_log = kube.kubectl("logs", "-n", platform.namespace, pod, "-c", "wait-for-migrations").stdout
+    assert any(line.startswith("alembic_version = ") for line in wait_log.splitlines()), f"it did not wait:\n{wait_log}"
+    assert "schema migrated: alembic_version = " in wait_log, wait_log
+    ide_sel = ",".join(f"{k}={v}" for k, v in platform.ide_deployment()["spec"]["selector"]["matchLabels"].items())
+    for args in (["-l", ide_sel, "-c", "langflow"], [pod, "-c", "langflow"]):
+        lines = kube.kubectl("logs", "-n", platform.namespace, *args, "--tail=-1").stdout.splitlines()
+        records = [json.loads(line) for line in lines if line.startswith("{")]
+        assert len(records) >= 10 and all({"event", "level", "timestamp"} <= r.keys() for r in records), args
+
+
 def test_ide_login_and_flow_created_through_the_service(platform: rp.Release, ide_url: str) -> None:
     user, password = platform.login()
     name = f"e2e-{secrets.token_hex(3)}"

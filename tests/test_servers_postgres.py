@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import psycopg
@@ -20,7 +19,7 @@ import pytest
 
 from tests.harness import sandbox
 from tests.harness.data_tier import RenderedPostgres, postgres_rendered, rendered_data
-from tests.harness.langflow import LANGFLOW_VENV, find_container, find_workload, map_hosts, resolve_env
+from tests.harness.langflow import resolve_env
 from tests.harness.servers import PG_BIN, free_port, spawn, wait_for
 
 pytestmark = pytest.mark.servers
@@ -82,54 +81,6 @@ def test_rendered_config_in_effect_and_app_user_confined(pg: RenderedPostgres) -
     bad = pg.url.replace(pg.app_password, "wrong-password")
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         psycopg.connect(bad, connect_timeout=5)
-
-
-@pytest.mark.timeout(420)
-def test_langflow_migrates_with_the_ide_database_url(pg: RenderedPostgres, rendered) -> None:  # type: ignore[no-untyped-def]
-    ide = find_workload(rendered.manifest, "ide")
-    env = resolve_env(rendered.manifest, ide, find_container(ide))
-    env = map_hosts(env, {f"{RELEASE}-database": pg.port}, "langflow")
-    url = env["LANGFLOW_DATABASE_URL"]
-    assert f"127.0.0.1:{pg.port}/{pg.app_db}" in url, url
-    langflow = LANGFLOW_VENV / "bin" / "langflow"
-    assert langflow.exists(), "Langflow is not installed: run `tools/install.sh langflow` (make tools does)"
-    driver = subprocess.run([str(LANGFLOW_VENV / "bin" / "python"), "-c", "import psycopg"], capture_output=True)
-    assert driver.returncode == 0, (
-        "Langflow's venv has no PostgreSQL driver: install `langflow[postgresql]` (the official image ships it)"
-    )
-    home = pg.base / "langflow-home"
-    home.mkdir()
-    # the IDE container's whole environment (superuser, secret key, ...), as resolved from the same render;
-    # only PATH and the writable home/config directory are the harness's
-    run_env = {
-        **env,
-        "PATH": f"{LANGFLOW_VENV / 'bin'}:/usr/bin:/bin",
-        "HOME": str(home),
-        "LANGFLOW_CONFIG_DIR": str(home),
-        "DO_NOT_TRACK": "true",
-    }
-    t0 = time.monotonic()
-    proc = subprocess.run(
-        [str(langflow), "migration", "--no-test"],
-        env=run_env,
-        capture_output=True,
-        text=True,
-        timeout=360,
-        cwd=str(home),
-    )
-    took = time.monotonic() - t0
-    assert proc.returncode == 0, f"langflow migration failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    version = pg.psql("select version_num from alembic_version")
-    tables = pg.psql(
-        "select string_agg(tablename, ',' order by tablename) from pg_tables where schemaname = 'public'"
-    ).split(",")
-    owners = set(pg.psql("select distinct tableowner from pg_tables where schemaname = 'public'").split("\n"))
-    print(
-        f"\nlangflow migration --no-test: {took:.1f}s, alembic head {version}, {len(tables)} tables owned by {owners}"
-    )
-    assert version, "no alembic revision recorded"
-    assert {"flow", "user", "apikey"} <= set(tables), tables
-    assert owners == {pg.app_user}
 
 
 def _bwrap(uid: int, gid: int, binds: list[tuple[Path, str, bool]], argv: list[str]) -> list[str]:

@@ -325,75 +325,6 @@ def test_redis_failures_retry_then_dead_letter_and_poison(
     assert results and results[0]["status"] == "error"
 
 
-# ------------------------------------------------------------------------ the chart's runtime pod, for real
-@pytest.mark.timeout(900)
-def test_rendered_runtime_pod_runs_jobs_on_real_langflow() -> None:
-    """The dev profile's runtime pod as processes: its initContainer fills the component code of the ConfigMap's
-    flows into an emptyDir, then Langflow (backend image's settings, flows from that emptyDir,
-    API key from the Secret) and the worker container, both under bubblewrap with the pod's uid and mounts, env
-    taken from the rendered StatefulSet; real PostgreSQL and RabbitMQ with the rendered credentials. Jobs for the
-    chart's echo flow come back with Langflow's real output; the throughput is printed (one worker, prefetch 4)."""
-    import urllib.parse
-
-    from tests.harness import helm
-    from tests.harness.langflow import find_container, find_workload, langflow_process, resolve_env
-
-    # the runtime is the only Langflow here, so it migrates the database itself (no IDE to wait for)
-    m = helm.render_profile(
-        "dev", set_values={"runtime.worker.prefetch": 4, "runtime.waitForMigrations.enabled": False}
-    )
-    sts = find_workload(m, "runtime")
-    lf_env = resolve_env(m, sts, find_container(sts, "langflow"))
-    w_env = resolve_env(m, sts, find_container(sts, "worker"))
-    db = urllib.parse.urlsplit(lf_env["LANGFLOW_DATABASE_URL"])
-    mq = urllib.parse.urlsplit(w_env["LF_BROKER_URL"])
-    assert db.hostname == "lf-database" and mq.hostname == "lf-broker"
-    queue = w_env["LF_BROKER_QUEUE"]
-    with (
-        servers.postgres(user=db.username or "", password_=db.password, dbname=db.path.lstrip("/")) as pg,
-        servers.rabbitmq(user=mq.username or "", password_=mq.password) as node,
-    ):
-        endpoints: dict[str, Any] = {"lf-database": {5432: pg.port}, "lf-broker": {5672: node.amqp_port}}
-        with langflow_process(m, "runtime", endpoints=endpoints, startup_timeout=300) as lf:
-            flows = {f.get("endpoint_name") for f in lf.flows()}
-            assert "echo" in flows, f"the chart's flows were not loaded: {flows}"
-            # in the pod both containers share loopback and Langflow's port; here Langflow has a free port
-            assert w_env["WORKER_LANGFLOW_URL"] == f"http://127.0.0.1:{lf_env['LANGFLOW_PORT']}"
-            with langflow_process(
-                m,
-                "runtime",
-                container="worker",
-                endpoints=endpoints,
-                health_path=None,
-                overrides={"WORKER_METRICS_PORT": str(servers.free_port()), "WORKER_LANGFLOW_URL": lf.base_url},
-            ) as worker:
-                conn = pika.BlockingConnection(pika.URLParameters(node.url))
-                try:
-                    ch = conn.channel()
-                    replies = reply_queue(ch)
-                    servers.wait_for(
-                        lambda: worker.alive() and node.api(f"queues/%2F/{urllib.parse.quote(queue, safe='')}"),
-                        60,
-                        f"the worker to declare {queue}\n{worker.tail()}",
-                    )
-                    n = 60
-                    t0 = time.monotonic()
-                    for i in range(n):
-                        body = json.dumps(job(i, replies, flow="echo", input_value=f"echo {i}"))
-                        ch.basic_publish("", queue, body.encode(), pika.BasicProperties(delivery_mode=2))
-                    results = drain(ch, replies, n, 240)
-                    elapsed = time.monotonic() - t0
-                finally:
-                    conn.close()
-                assert len(results) == n, f"{len(results)}/{n} results\n{worker.tail()}"
-                for _, r in results:
-                    assert r["status"] == "ok", r
-                    text = r["outputs"][0]["outputs"][0]["results"]["message"]["text"]
-                    assert text == f"echo {r['job_id'][4:]}", "Langflow's echo flow returned the job's input"
-                    assert r["worker"].startswith("lf-runtime") or r["worker"] == "harness"
-                print(f"\nworker + real Langflow: {n} jobs in {elapsed:.1f}s = {n / elapsed:.1f} jobs/s (prefetch 4)")
-
-
 # --------------------------------------------------------------- the runtime's flows get their code at start
 FILL_SCRIPT = ROOT / "charts/langflow-runtime/files/fill_component_code.py"
 CHART_FLOWS = ROOT / "charts/langflow-runtime/files/flows"
@@ -654,11 +585,10 @@ def test_worker_exits_promptly_when_the_broker_goes_away(start_worker: Any) -> N
 @pytest.mark.timeout(420)
 def test_runtime_waits_for_the_ide_to_migrate_a_fresh_database(tmp_path: Path) -> None:
     """The rendered wait-for-migrations initContainer on a fresh PostgreSQL: with no IDE it keeps waiting and fails
-    with a clear message after its (overridden, short) timeout, before fill-component-code runs. Then the IDE and the
-    runtime pod start at the same time, as `helm install` does: the runtime's initContainer holds it back until
-    the IDE has migrated the schema to the image's Alembic head, and the runtime comes up healthy on it."""
+    with a clear message after its (overridden, short) timeout, before fill-component-code runs. (The IDE and the
+    runtime starting together, the runtime held back until the IDE migrated, run for real in the e2e layer:
+    tests/test_e2e.py::test_runtime_waited_for_the_ides_migrations_and_logs_are_json.)"""
     import copy
-    import threading
     import urllib.parse
 
     from tests.harness import helm
@@ -666,7 +596,6 @@ def test_runtime_waits_for_the_ide_to_migrate_a_fresh_database(tmp_path: Path) -
         LangflowError,
         find_container,
         find_workload,
-        langflow_process,
         resolve_env,
         run_init_containers,
     )
@@ -696,34 +625,3 @@ def test_runtime_waits_for_the_ide_to_migrate_a_fresh_database(tmp_path: Path) -
         assert 12 <= waited < 60, f"bounded by timeoutSeconds=12: {waited:.1f}s"
         assert not list((early / "volumes").glob("*/*.json")), "fill-component-code must not run before"
         print(f"\nwait-for-migrations without an IDE failed after {waited:.1f}s (timeout 12 s)")
-
-        logs = tmp_path / "logs"
-        ide_healthy: list[float] = []
-        t0 = time.monotonic()
-        with langflow_process(m, "ide", endpoints=endpoints, health_path=None, keep_logs=logs) as ide:
-
-            def watch_ide() -> None:
-                ide.wait_healthy(300)
-                ide_healthy.append(time.monotonic() - t0)
-
-            watcher = threading.Thread(target=watch_ide, daemon=True)
-            watcher.start()
-            with langflow_process(m, "runtime", endpoints=endpoints, startup_timeout=300, keep_logs=logs) as rt:
-                runtime_healthy = time.monotonic() - t0
-                watcher.join(300)
-                assert ide_healthy, f"the IDE did not become healthy\n{ide.tail()}"
-                health = requests.get(f"{rt.base_url}/health_check", timeout=10).json()
-                assert health["status"] == "ok" and health["db"] == "ok", health
-                assert "echo" in {f.get("endpoint_name") for f in rt.flows()}
-        wait_log = (logs / "runtime-init-wait-for-migrations.log").read_text()
-        states = wait_log.splitlines()
-        assert any(line.startswith("alembic_version = ") for line in states), f"it did not wait:\n{wait_log}"
-        assert "schema migrated: alembic_version = " in wait_log, wait_log
-        # langflow.logFormat=json (the default): Langflow's log records are JSON lines for Loki (the CLI's start-up
-        # progress lines are not log records)
-        for name in ("ide-langflow.log", "runtime-langflow.log"):
-            records = [json.loads(line) for line in (logs / name).read_text().splitlines() if line.startswith("{")]
-            assert len(records) >= 10 and all({"event", "level", "timestamp"} <= r.keys() for r in records), name
-        print(
-            f"IDE + runtime started together: IDE healthy at {ide_healthy[0]:.0f}s, runtime at {runtime_healthy:.0f}s"
-        )
