@@ -106,10 +106,10 @@ def test_every_pod_on_the_real_node_runs_in_containerd(kube: Cluster, platform: 
 
 def test_probes_are_answered_by_the_real_langflow(kube: Cluster, platform: rp.Release, ide_url: str) -> None:
     """kubectl exec into the IDE container (apiserver -> kubelet -> containerd) and ask Langflow itself."""
-    sel = ",".join(f"{k}={v}" for k, v in platform.ide_deployment()["spec"]["selector"]["matchLabels"].items())
-    pod = json.loads(kube.kubectl("get", "pods", "-n", platform.namespace, "-l", sel, "-o", "json").stdout)["items"][0]
-    probe = next(c for c in pod["spec"]["containers"] if c["name"] == "langflow")["readinessProbe"]["httpGet"]
-    port = next(p["containerPort"] for p in pod["spec"]["containers"][0]["ports"] if p["name"] == probe["port"])
+    pod = platform.pods_of(platform.ide_deployment())[0]
+    langflow = next(c for c in pod["spec"]["containers"] if c["name"] == "langflow")
+    probe = langflow["readinessProbe"]["httpGet"]
+    port = next(p["containerPort"] for p in langflow["ports"] if p["name"] == probe["port"])
     code = f"import urllib.request as u; print(u.urlopen('http://127.0.0.1:{port}{probe['path']}').read().decode())"
     out = kube.kubectl("exec", "-n", platform.namespace, pod["metadata"]["name"], "-c", "langflow", "--",
                        "python", "-c", code, timeout=60).stdout  # fmt: skip
@@ -128,11 +128,11 @@ def test_runtime_waited_for_the_ides_migrations_and_logs_are_json(kube: Cluster,
     wait_log = kube.kubectl("logs", "-n", platform.namespace, pod, "-c", "wait-for-migrations").stdout
     assert any(line.startswith("alembic_version = ") for line in wait_log.splitlines()), f"it did not wait:\n{wait_log}"
     assert "schema migrated: alembic_version = " in wait_log, wait_log
-    ide_sel = ",".join(f"{k}={v}" for k, v in platform.ide_deployment()["spec"]["selector"]["matchLabels"].items())
-    for args in (["-l", ide_sel, "-c", "langflow"], [pod, "-c", "langflow"]):
-        lines = kube.kubectl("logs", "-n", platform.namespace, *args, "--tail=-1").stdout.splitlines()
+    ide_pod = platform.pods_of(platform.ide_deployment())[0]["metadata"]["name"]
+    for name in (ide_pod, pod):
+        lines = kube.kubectl("logs", "-n", platform.namespace, name, "-c", "langflow").stdout.splitlines()
         records = [json.loads(line) for line in lines if line.startswith("{")]
-        assert len(records) >= 10 and all({"event", "level", "timestamp"} <= r.keys() for r in records), args
+        assert len(records) >= 10 and all({"event", "level", "timestamp"} <= r.keys() for r in records), name
 
 
 def test_ide_login_and_flow_created_through_the_service(platform: rp.Release, ide_url: str) -> None:

@@ -221,7 +221,6 @@ def make_pki(pki: Path) -> None:
 
 def write_kubeconfig(path: Path, server: str, pki: Path, name: str = "lfp-local", cert: str = "admin") -> None:
     """A kubeconfig for `server` authenticating with the client certificate pki/<cert>.crt."""
-    cert = {"kubelet": "kubelet-client"}.get(cert, cert)
     cfg = {
         "apiVersion": "v1",
         "kind": "Config",

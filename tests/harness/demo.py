@@ -103,9 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"job {result['job_id']}: {result['status']} in {result.get('duration_ms', 0):.0f} ms on runtime pod "
             f"{result['worker']}; outputs: {json.dumps(result.get('outputs'))[:300]}")  # fmt: skip
         kwok = [
-            pod["metadata"]["name"]
-            for pod in _pods(cluster, args.namespace)
-            if pod["spec"].get("nodeName") != NODE_NAME
+            p["metadata"]["name"]
+            for p in rp.pods(cluster, args.namespace, field_selector=f"spec.nodeName!={NODE_NAME}")
         ]
         if kwok:
             say(f"simulated on kwok nodes (images not buildable here): {', '.join(kwok)}")
@@ -120,10 +119,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         user, password = release.login()
         print(f"  user: {user}\n  password: {password}")
     return 0
-
-
-def _pods(cluster: Cluster, ns: str) -> list[dict]:  # type: ignore[type-arg]
-    return list(json.loads(cluster.kubectl("get", "pods", "-n", ns, "-o", "json").stdout)["items"])
 
 
 if __name__ == "__main__":

@@ -31,13 +31,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from .daemons import DaemonState
 from .paths import ROOT, tool
-from .servers import Process, wait_for
+from .servers import Process, free_port, wait_for
+
+if TYPE_CHECKING:
+    from .cluster import Cluster
 
 NODE_NAME = "lfp-node"
 BRIDGE = "lfp0"
@@ -162,11 +165,15 @@ class RealNode(DaemonState):
         """The local volumes' directories: beside the node's folder, so they live as long as the cluster's data."""
         return self.workdir.parent / "node-volumes"
 
-    def recycle_volumes(self) -> list[str]:
-        """Wipe every Released volume of the pool and make it Available again (what a static provisioner does)."""
+    def _cluster(self) -> Cluster:
+        """The cluster the node joins, as its admin sees it (imported here: cluster.py imports this module)."""
         from .cluster import Cluster
 
-        cluster = Cluster("local", self.admin_kubeconfig)
+        return Cluster("local", self.admin_kubeconfig)
+
+    def recycle_volumes(self) -> list[str]:
+        """Wipe every Released volume of the pool and make it Available again (what a static provisioner does)."""
+        cluster = self._cluster()
         pvs = json.loads(cluster.kubectl("get", "pv", "-o", "json").stdout)["items"]
         done = []
         for pv in pvs:
@@ -195,7 +202,7 @@ class RealNode(DaemonState):
                 problems.append(
                     f"`{name}` is not installed: run `make tools` (Debian package list in tools/versions.env)"
                 )
-        if not any(Path(d, "bridge").exists() and Path(d, "host-local").exists() for d in CNI_BIN_DIRS):
+        if _cni_bin_dir() is None:
             problems.append("CNI plugins bridge/host-local missing: apt-get install containernetworking-plugins")
         for name in ("kubelet", "kube-proxy", "coredns"):
             try:
@@ -282,7 +289,6 @@ table inet {NFT_TABLE} {{
 """
         (self.workdir / "nftables.nft").write_text(rules)
         _run("nft", "-f", str(self.workdir / "nftables.nft"))
-        cni_bin = next(d for d in CNI_BIN_DIRS if Path(d, "bridge").exists())
         conf = self.workdir / "cni" / "net.d"
         conf.mkdir(parents=True, exist_ok=True)
         conflist = {
@@ -308,7 +314,6 @@ table inet {NFT_TABLE} {{
             ],
         }
         (conf / "10-lfp.conflist").write_text(json.dumps(conflist, indent=1))
-        self._save(cni_bin=cni_bin)
 
     def _containerd(self) -> None:
         run_dir, certs = self.workdir / "run", self.workdir / "certs.d"
@@ -349,7 +354,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       [{cri}.containerd.runtimes.runc.options]
         SystemdCgroup = false
   [{cri}.cni]
-    bin_dir = "{self._state()["cni_bin"]}"
+    bin_dir = "{_cni_bin_dir()}"
     conf_dir = "{self.workdir / "cni" / "net.d"}"
   [{cri}.registry]
     config_path = "{certs}"
@@ -363,17 +368,15 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         )
 
     def _relay_and_dns(self) -> None:
-        from .cluster import Cluster
-
-        cluster = Cluster("local", self.admin_kubeconfig)
+        cluster = self._cluster()
         self._start(
             "apiserver-relay",
             ["socat", f"TCP-LISTEN:{APISERVER_RELAY_PORT},bind={NODE_IP},reuseaddr,fork",
              f"TCP:127.0.0.1:{self.apiserver_port}"],
         )  # fmt: skip
         corefile = self.workdir / "Corefile"
-        health = _free_loopback_port()
-        ready = _free_loopback_port()
+        health = free_port()
+        ready = free_port()
         corefile.write_text(
             f""".:53 {{
     bind {NODE_IP}
@@ -391,8 +394,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 """
         )
         self._start("coredns", [tool("coredns"), "-conf", str(corefile)])
-        self._save(coredns_ready_port=ready)
-        cluster.apply(_service_objects(self.pki))
+        cluster.apply(_service_objects())
         cluster.apply(_volume_pool(self.volumes_dir))
         import requests
 
@@ -410,8 +412,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             "clientConnection": {"kubeconfig": str(self.workdir / "kube-proxy.kubeconfig")},
             "hostnameOverride": NODE_NAME,
             "bindAddress": NODE_IP,
-            "healthzBindAddress": f"127.0.0.1:{_free_loopback_port()}",
-            "metricsBindAddress": f"127.0.0.1:{_free_loopback_port()}",
+            "healthzBindAddress": f"127.0.0.1:{free_port()}",
+            "metricsBindAddress": f"127.0.0.1:{free_port()}",
             "clusterCIDR": NODE_SUBNET,
             "nodePortAddresses": [f"{NODE_IP}/32"],
             "oomScoreAdj": 0,
@@ -432,7 +434,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             "port": KUBELET_PORT,
             "readOnlyPort": 0,
             "healthzBindAddress": "127.0.0.1",
-            "healthzPort": _free_loopback_port(),
+            "healthzPort": free_port(),
             "authentication": {
                 "anonymous": {"enabled": False},
                 "webhook": {"enabled": True},
@@ -461,7 +463,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             "enableDebuggingHandlers": True,
         }
         (self.workdir / "kubelet.yaml").write_text(yaml.safe_dump(cfg))
-        _client_kubeconfig(self.workdir / "kubelet.kubeconfig", self.apiserver_port, self.pki, "kubelet")
+        _client_kubeconfig(self.workdir / "kubelet.kubeconfig", self.apiserver_port, self.pki, "kubelet-client")
         self.kubelet_dir.mkdir(parents=True, exist_ok=True)
         self._start(
             "kubelet",
@@ -472,9 +474,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         )  # fmt: skip
 
     def ready(self) -> bool:
-        from .cluster import Cluster
-
-        proc = Cluster("local", self.admin_kubeconfig).kubectl("get", "node", NODE_NAME, "-o", "json", check=False)
+        proc = self._cluster().kubectl("get", "node", NODE_NAME, "-o", "json", check=False)
         if proc.returncode != 0:
             return False
         conds = json.loads(proc.stdout).get("status", {}).get("conditions", [])
@@ -515,10 +515,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
     def _stop_pods(self, grace: float) -> None:
         """Let kubelet stop every pod (so CNI tears the network down) before it stops itself."""
-        from .cluster import Cluster
-
-        cluster = Cluster("local", self.admin_kubeconfig)
-        cluster.kubectl(
+        self._cluster().kubectl(
             "delete", "pods", "--all-namespaces", "--field-selector", f"spec.nodeName={NODE_NAME}",
             "--grace-period=5", "--wait=false", check=False, timeout=60,
         )  # fmt: skip
@@ -608,9 +605,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 def leftovers(workdir: Path, snapshot: dict[str, Any]) -> list[str]:
     """Whatever a stopped node left on the host, compared with `snapshot` (host_snapshot() before it started)."""
     found: list[str] = []
-    found += [f"process {pid}: {_cmdline(pid)}" for pid in _pids_mentioning(str(workdir))]
-    for name in ("kubelet", "kube-proxy", "coredns"):
-        found += [f"process {pid}: {_cmdline(pid)}" for pid in _pids_named(name) if str(workdir) in _cmdline(pid)]
+    # every daemon of the node (and each containerd shim) names the node's folder on its command line; the API
+    # server relay names the node address it listens on
+    for mark in (str(workdir), f"bind={NODE_IP},"):
+        found += [f"process {pid}: {_cmdline(pid)}" for pid in _pids_mentioning(mark)]
     found += [f"mount {m}" for m in _mountpoints() if m.startswith((str(workdir), str(CONTAINERD_ROOT)))]
     found += [f"netns {n}" for n in set(_netns()) - set(snapshot.get("netns", []))]
     links = _run("ip", "-o", "link", "show", check=False).stdout
@@ -628,10 +626,9 @@ def leftovers(workdir: Path, snapshot: dict[str, Any]) -> list[str]:
     return found
 
 
-def _free_loopback_port() -> int:
-    from .servers import free_port
-
-    return free_port()
+def _cni_bin_dir() -> str | None:
+    """Where the CNI plugins the node uses (bridge, host-local) are installed."""
+    return next((d for d in CNI_BIN_DIRS if Path(d, "bridge").exists() and Path(d, "host-local").exists()), None)
 
 
 def _cmdline(pid: int) -> str:
@@ -645,11 +642,6 @@ def _pids_mentioning(text: str) -> list[int]:
     me = os.getpid()
     return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and int(p.name) != me
             and text in _cmdline(int(p.name))]  # fmt: skip
-
-
-def _pids_named(name: str) -> list[int]:
-    return [pid for pid in (int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit())
-            if Path(_cmdline(pid).split(" ", 1)[0]).name == name]  # fmt: skip
 
 
 def _mountpoints() -> list[str]:
@@ -666,7 +658,7 @@ def _client_kubeconfig(path: Path, port: int, pki: Path, who: str) -> None:
     write_kubeconfig(path, f"https://127.0.0.1:{port}", pki, name=f"lfp-{who}", cert=who)
 
 
-def _service_objects(pki: Path) -> list[dict[str, Any]]:
+def _service_objects() -> list[dict[str, Any]]:
     """The `kubernetes` and `kube-dns` Services' endpoints on the node address (no selector: hand-made slices)."""
     dns_ports = [{"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]
     return [

@@ -16,24 +16,20 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import os
-import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .cluster import Cluster
+from .daemons import pid_alive, stop_pid
 from .node import node_overlay
 from .paths import UMBRELLA, profile_file
 from .servers import wait_for
 
-Progress = Callable[[str], None]
 RELAYS_FILE = "relays.json"
 
 
@@ -49,16 +45,13 @@ def values_files(profile: str, cluster_kind: str) -> list[Path]:
     return files
 
 
-def install(
-    cluster: Cluster, release: str, namespace: str, profile: str = "dev", *, timeout: str = "10m",
-    extra: Sequence[str] = (),
-) -> str:  # fmt: skip
+def install(cluster: Cluster, release: str, namespace: str, profile: str = "dev", *, timeout: str = "10m") -> str:
     """helm upgrade --install the umbrella chart with --wait; returns helm's output (the NOTES)."""
     args = ["upgrade", "--install", release, str(UMBRELLA), "-n", namespace, "--wait", "--timeout", timeout]
     for f in values_files(profile, cluster.kind):
         args += ["-f", str(f)]
     try:
-        return cluster.helm(*args, *extra, timeout=3600)
+        return cluster.helm(*args, timeout=3600)
     except Exception as exc:
         raise PlatformError(f"helm upgrade --install {release} (profile {profile}) failed: {exc}") from exc
 
@@ -134,10 +127,13 @@ class Release:
             "queue": env["LF_BROKER_QUEUE"],
         }
 
+    def pods_of(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
+        """The live pods a workload's selector selects."""
+        sel = ",".join(f"{k}={v}" for k, v in workload["spec"]["selector"]["matchLabels"].items())
+        return pods(self.cluster, self.namespace, label_selector=sel)
+
     def runtime_pods(self) -> list[str]:
-        sel = ",".join(f"{k}={v}" for k, v in self.runtime()["spec"]["selector"]["matchLabels"].items())
-        out = self.cluster.kubectl("get", "pods", "-n", self.namespace, "-l", sel, "-o", "json").stdout
-        return [p["metadata"]["name"] for p in json.loads(out)["items"]]
+        return [p["metadata"]["name"] for p in self.pods_of(self.runtime())]
 
 
 def run_job(release: Release, flow: str, input_value: str, timeout: float = 180) -> dict[str, Any]:
@@ -195,10 +191,10 @@ class Relay:
         """Forward 127.0.0.1:port to target (host:port); reuse a running relay with the same target."""
         relays = self._read()
         mine = relays.get(self.name)
-        if mine and mine["target"] == target and mine["port"] == port and _alive(mine["pid"]):
+        if mine and mine["target"] == target and mine["port"] == port and pid_alive(mine["pid"], "socat"):
             return f"http://127.0.0.1:{port}/"
         if mine:
-            _kill(mine["pid"])
+            stop_pid(mine["pid"], "socat")
         log = (self.state_dir / f"relay-{self.name}.log").open("ab")
         proc = subprocess.Popen(
             ["socat", f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork", f"TCP:{target}"],
@@ -217,21 +213,8 @@ class Relay:
     @classmethod
     def stop_all(cls, state_dir: Path) -> None:
         for entry in cls(state_dir, "")._read().values():
-            _kill(entry["pid"])
+            stop_pid(entry["pid"], "socat")
         (state_dir / RELAYS_FILE).unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return b"socat" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-
-
-def _kill(pid: int) -> None:
-    if _alive(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
 
 
 def wait_healthy(url: str, timeout: float = 300) -> dict[str, Any]:
@@ -262,10 +245,17 @@ def api_session(url: str, user: str, password: str) -> Iterator[Any]:
         s.close()
 
 
+def pods(
+    cluster: Cluster, namespace: str, *, label_selector: str = "", field_selector: str = ""
+) -> list[dict[str, Any]]:
+    """The namespace's pods, optionally by label and field selector (e.g. spec.nodeName=<node>)."""
+    args = ["get", "pods", "-n", namespace, "-o", "json"]
+    if label_selector:
+        args += ["-l", label_selector]
+    if field_selector:
+        args += ["--field-selector", field_selector]
+    return list(json.loads(cluster.kubectl(*args).stdout)["items"])
+
+
 def pods_on_node(cluster: Cluster, namespace: str, node: str) -> list[dict[str, Any]]:
-    out = cluster.kubectl("get", "pods", "-n", namespace, "--field-selector", f"spec.nodeName={node}", "-o", "json")
-    return list(json.loads(out.stdout)["items"])
-
-
-def manifest_objects(cluster: Cluster, release: str, namespace: str) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all(cluster.helm("get", "manifest", release, "-n", namespace)) if d]
+    return pods(cluster, namespace, field_selector=f"spec.nodeName={node}")
