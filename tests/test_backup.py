@@ -52,6 +52,7 @@ VALUES = {
     "database.backup.retentionDays": 7,
     "database.backup.pushgatewayURL": f"http://pushgateway.{NS}.svc.cluster.local:9091",
     "database.restore.enabled": True,
+    "database.restore.id": "round-trip",
 }
 S3_SECRET = {  # what the operator creates (the chart references it by name)
     "apiVersion": "v1",
@@ -296,3 +297,82 @@ def test_backup_restore_round_trip(tmp_path: Path) -> None:
     REPORTS.mkdir(exist_ok=True)
     (REPORTS / "backup.json").write_text(json.dumps(result, indent=2))
     print(f"\nbackup round trip: {json.dumps(result)}")
+
+
+@pytest.mark.timeout(300)
+def test_restore_runs_once_per_id(tmp_path: Path) -> None:
+    """database.restore left on: the upgrade after a restore changes nothing; a new id refuses a database that
+    holds data unless database.restore.force; with force it restores. Real PostgreSQL, the Job's steps as rendered
+    at install and at upgrade (helm template --is-upgrade)."""
+    values = {**VALUES, "database.restore.id": "first"}
+    render = rendered_data("dev", set_values=values)
+    base = [*render.manifest.objects, S3_SECRET]
+    cm = render.configmaps[f"{R}-database-config"]
+    secret = render.secrets[f"{R}-database-credentials"]
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    for name, text in render.configmaps[f"{R}-database-backup-scripts"].items():
+        (scripts / name).write_text(text)
+    cron = render.manifest.get("CronJob", f"{R}-database-backup")
+    cpod = pod_of(cron)["spec"]["template"]["spec"]
+    manifest = helm.Manifest(base, source=render.manifest.source)
+
+    def restore(work: Path, endpoints: dict[str, Any], *, upgrade: bool, **more: Any) -> tuple[str, str, int]:
+        """The restore Job of a render with these values (the credentials stay the first render's)."""
+        m = helm.render_profile("dev", set_values={**values, **more}, extra=["--is-upgrade"] if upgrade else [])
+        job = m.get("Job", f"{R}-database-restore")
+        jm = helm.Manifest([o for o in base if o["kind"] != "Job"] + [job], source=m.source)
+        jpod = pod_of(job)["spec"]["template"]["spec"]
+        out, err = "", ""
+        for c in (jpod["initContainers"][0], jpod["containers"][0]):
+            proc, _ = run_step(jm, job, c, scripts=scripts, work=work, endpoints=endpoints)
+            out, err = out + proc.stdout, err + proc.stderr
+            if proc.returncode:
+                return out, err, proc.returncode
+        return out, err, 0
+
+    def notes(pg: RenderedPostgres) -> list[str]:
+        return pg.psql("select body from notes order by id").splitlines()
+
+    with moto_s3(tmp_path) as s3_port:
+        s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{s3_port}", region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+        s3.create_bucket(Bucket=BUCKET)
+        s3_endpoints = {S3_SERVICE: {9000: s3_port}, "pushgateway": {9091: free_port()}}
+        with pg_from(render, secret, cm) as live:
+            live.psql("create table notes (id serial primary key, body text)")
+            live.psql("insert into notes (body) values ('a'), ('b'), ('c')")
+            work = tmp_path / "backup"
+            work.mkdir()
+            for c in (cpod["initContainers"][0], cpod["containers"][0]):
+                proc, _ = run_step(manifest, cron, c, scripts=scripts, work=work,
+                                   endpoints={f"{R}-database": live.port, **s3_endpoints})  # fmt: skip
+                assert proc.returncode == 0, proc.stderr
+
+        with pg_from(render, secret, cm) as fresh:
+            db = {f"{R}-database": fresh.port, **s3_endpoints}
+            works = iter(tmp_path / f"restore-{i}" for i in range(5))
+
+            def step(**kw: Any) -> tuple[str, str, int]:
+                w = next(works)
+                w.mkdir()
+                return restore(w, db, **kw)
+
+            out, err, rc = step(upgrade=False)  # the install that restores
+            assert rc == 0 and "restore first: restored" in out, err
+            assert notes(fresh) == ["a", "b", "c"]
+            fresh.psql("insert into notes (body) values ('written after the restore')")
+
+            out, err, rc = step(upgrade=True)  # the next upgrade, restore still switched on
+            assert rc == 0 and "nothing to do" in out, (out, err)
+            assert notes(fresh) == ["a", "b", "c", "written after the restore"], "the upgrade restored again"
+
+            out, err, rc = step(upgrade=True, **{"database.restore.id": "second"})
+            assert rc != 0 and "database.restore.force" in err and "notes" in err, (out, err)
+            assert notes(fresh)[-1] == "written after the restore", "a refused restore changed the data"
+
+            out, err, rc = step(upgrade=True, **{"database.restore.id": "second", "database.restore.force": True})
+            assert rc == 0 and "restore second: restored" in out, err
+            assert notes(fresh) == ["a", "b", "c"]
+            ids = fresh.psql("select id from langflow_platform_restores order by id").split()
+            assert ids == ["first", "second"], ids

@@ -33,11 +33,21 @@ def _ready_seconds(pod: dict[str, Any]) -> float:
     return (dt.datetime.fromisoformat(cond["lastTransitionTime"].replace("Z", "+00:00")) - created).total_seconds()
 
 
+# what RDS-managed and other generated secrets hold: every character a URL reserves
+URL_RESERVED = "@/:%#?&="
+
+
 @pytest.fixture(scope="module")
 def platform(kube: Cluster, real_node: RealNode | None) -> Iterator[rp.Release]:
+    """The dev profile, its database credentials from the user's own Secret, whose password holds every
+    character a URL reserves (the server and every Langflow process read the same Secret)."""
     ns = f"e2e-{secrets.token_hex(3)}"
     kube.create_namespace(ns, restricted=True)
-    rp.install(kube, RELEASE, ns, "dev", timeout="15m")
+    credentials = {"username": "langflow", "password": f"{secrets.token_hex(6)}{URL_RESERVED}%40x"}
+    credentials["superuser-password"] = secrets.token_hex(12)
+    kube.apply([{"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/basic-auth",
+                 "metadata": {"name": "e2e-database", "namespace": ns}, "stringData": credentials}])  # fmt: skip
+    rp.install(kube, RELEASE, ns, "dev", timeout="15m", set_values={"global.database.existingSecret": "e2e-database"})
     yield rp.Release(kube, RELEASE, ns)
     kube.helm("uninstall", RELEASE, "-n", ns, "--wait", "--timeout", "3m", timeout=300)
     kube.delete_namespace(ns, wait=False)
@@ -133,6 +143,25 @@ def test_runtime_waited_for_the_ides_migrations_and_logs_are_json(kube: Cluster,
         lines = kube.kubectl("logs", "-n", platform.namespace, name, "-c", "langflow").stdout.splitlines()
         records = [json.loads(line) for line in lines if line.startswith("{")]
         assert len(records) >= 10 and all({"event", "level", "timestamp"} <= r.keys() for r in records), name
+
+
+def test_a_database_password_with_url_reserved_characters_works(
+    kube: Cluster, platform: rp.Release, ide_url: str
+) -> None:
+    """The user's Secret (as RDS makes them) holds '@/:%#?&=': PostgreSQL was initialised with it and every
+    Langflow connects with it (the IDE reports its database healthy; the runtime's wait had it too)."""
+    ide = platform.ide_deployment()
+    env = platform.container_env(ide, "langflow")
+    password = rp.secret_value(kube, platform.namespace, env["LF_DATABASE_PASSWORD"])
+    assert set(URL_RESERVED) <= set(password), "the release does not read the Secret the fixture made"
+    health = rp.wait_healthy(ide_url, timeout=120)
+    assert health.get("db") == "ok", health
+    (pg,) = rp.pods(kube, platform.namespace, label_selector="app.kubernetes.io/component=postgresql")
+    query = "SELECT count(*) FROM pg_stat_activity WHERE usename = 'langflow'"
+    psql = f'PGPASSWORD="$POSTGRES_PASSWORD" psql -U postgres -tAc "{query}"'
+    out = kube.kubectl("exec", "-n", platform.namespace, pg["metadata"]["name"], "-c", "postgresql", "--",
+                       "sh", "-c", psql, timeout=60).stdout  # fmt: skip
+    assert int(out.strip()) >= 1, f"no session of the application user on the server: {out!r}"
 
 
 def test_ide_login_and_flow_created_through_the_service(platform: rp.Release, ide_url: str) -> None:

@@ -12,12 +12,18 @@ metrics port; every release pod -> DNS; KEDA -> the queue; CloudNativePG operato
 pooler -> instances. Denied: everything else inside the namespace (data tier to apps, app
 tier to metrics-only ports, ingress controller to anything but the IDE), the intruder to every release pod,
 the internet to every release pod, and release pods to the intruder.
+At the cluster's edge (boundary_expectations): HTTPS to the internet only from the IDE, the runtime, the
+backup/restore Jobs and WAL-archiving CloudNativePG instances; the API server only from pods that hold a
+ServiceAccount token; every external service a pod dials (read from its env: RDS, ElastiCache, an external
+RabbitMQ or vector store) on its port and no other; the IDE from a load balancer's CIDRs when the profile names
+them (ALB target-type ip).
 The resulting matrix per profile is written to reports/netpol-<profile>.txt.
 """
 
 from __future__ import annotations
 
 import copy
+import ipaddress
 import re
 import subprocess
 import tempfile
@@ -25,12 +31,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
 from tests.harness import helm
-from tests.harness.paths import REPORTS, profiles, tool
+from tests.harness.paths import REPORTS, profile_file, profiles, tool
 
 pytestmark = pytest.mark.policy
 
@@ -71,7 +78,10 @@ PEERS: dict[str, tuple[str, str, dict[str, str], list[Obj]]] = {
         [{"containerPort": 9443, "name": "webhook-server"}],
     ),
 }
-INTERNET = "internet"
+# addresses outside the cluster: the internet, and one inside a VPC (where RDS, ElastiCache, Amazon MQ, a managed
+# vector store or an ALB's nodes live: inside 10.0.0.0/16, the aws profile's VPC, and in the private ranges)
+PUBLIC = "203.0.113.7"
+VPC = "10.0.3.4"
 CONSUMERS = ("ide", "runtime")
 DATA = ("database", "broker", "vectorstore")
 METRICS_PORT = re.compile(r"(metrics|prometheus|exporter)", re.I)
@@ -89,6 +99,9 @@ class Pod:
     ports: list[Obj] = field(default_factory=list)
     component: str = ""
     fronted: bool = False  # behind the component's main Service (<release>-<component>), the one clients use
+    api: bool = False  # holds a ServiceAccount token: it talks to the API server
+    internet: bool = False  # archives WAL to object storage (CloudNativePG instances with barmanObjectStore)
+    env: dict[str, str] = field(default_factory=dict)  # literal env values of all its containers
 
     @property
     def key(self) -> str:
@@ -128,7 +141,9 @@ def release_pods(manifest: helm.Manifest) -> list[Pod]:
             and (svc["spec"].get("selector") or {})
             and all(labels.get(k) == v for k, v in svc["spec"]["selector"].items())
         ]
-        pods.append(Pod(NAMESPACE, w["metadata"]["name"], labels, ports, comp, bool(front)))
+        env = {e["name"]: e["value"] for c in containers for e in c.get("env") or [] if "value" in e}
+        api = bool(template["spec"].get("automountServiceAccountToken", True))
+        pods.append(Pod(NAMESPACE, w["metadata"]["name"], labels, ports, comp, bool(front), api, env=env))
     # CloudNativePG instances, labelled as the operator does; behind a Pooler they are the pooler's backends
     instance_role = "database-instance" if manifest.of_kind("Pooler") else "database"
     for cluster in manifest.of_kind("Cluster"):
@@ -140,7 +155,9 @@ def release_pods(manifest: helm.Manifest) -> list[Pod]:
             {"containerPort": 9187, "name": "metrics"},
             {"containerPort": 8000, "name": "status"},
         ]
-        pods.append(Pod(NAMESPACE, f"{name}-1", labels, ports, instance_role))
+        archives = bool((cluster["spec"].get("backup") or {}).get("barmanObjectStore"))
+        # the instance manager watches its Cluster through the API
+        pods.append(Pod(NAMESPACE, f"{name}-1", labels, ports, instance_role, api=True, internet=archives))
     for pooler in manifest.of_kind("Pooler"):
         name = pooler["metadata"]["name"]
         labels = {"cnpg.io/poolerName": name, "cnpg.io/podRole": "pooler"}
@@ -230,9 +247,26 @@ def analyse(objects: list[Obj], policies: list[Obj]) -> dict[tuple[str, str], Al
     return matrix
 
 
-def from_internet(matrix: dict[tuple[str, str], Allowed], dst: str) -> Allowed | None:
-    for (src, d), allowed in matrix.items():
-        if d == dst and re.match(r"^\d+\.\d+\.\d+\.\d+", src):
+def covers(text: str, address: str) -> bool:
+    """Does nca's address endpoint ('10.0.0.0/16', '0.0.0.0-9.255.255.255', or a comma list) hold this address?"""
+    ip = ipaddress.ip_address(address)
+    for part in text.split(","):
+        part = part.strip()
+        if "-" in part:
+            low, high = part.split("-", 1)
+            if ipaddress.ip_address(low) <= ip <= ipaddress.ip_address(high):
+                return True
+        elif re.match(r"^[0-9.]+(/\d+)?$", part) and ip in ipaddress.ip_network(part, strict=False):
+            return True
+    return False
+
+
+def with_address(matrix: dict[tuple[str, str], Allowed], src: str, dst: str) -> Allowed | None:
+    """The entry between a pod and an IP address (either side), whatever range nca put the address in."""
+    for (s, d), allowed in matrix.items():
+        if s == src and not src[0].isdigit() and d[0].isdigit() and covers(d, dst):
+            return allowed
+        if d == dst and not dst[0].isdigit() and s[0].isdigit() and covers(s, src):
             return allowed
     return None
 
@@ -288,7 +322,7 @@ def expectations(pods: list[Pod]) -> list[Expectation]:
             out.append(Expectation(intruder.key, p.key, port, "TCP", False, "other namespaces are denied"))
             if p.component != "ide" or port in p.port_numbers(METRICS_PORT):
                 out.append(Expectation(ingress.key, p.key, port, "TCP", False, "ingress reaches only the IDE"))
-            out.append(Expectation(INTERNET, p.key, port, "TCP", False, "no direct ingress from outside"))
+            out.append(Expectation(PUBLIC, p.key, port, "TCP", False, "no direct ingress from outside"))
         out.append(Expectation(p.key, intruder.key, 8080, "TCP", False, "no egress to other namespaces"))
     for data in (p for r in DATA for p in by_role.get(r, [])):
         for app in (p for r in CONSUMERS for p in by_role.get(r, [])):
@@ -297,18 +331,70 @@ def expectations(pods: list[Pod]) -> list[Expectation]:
     return out
 
 
+# the API server's address, as the reachability render narrows global.networkPolicy.apiServer.cidrs to it
+API_SERVER = "198.51.100.10"
+NEEDS_INTERNET = {"ide", "runtime"}  # LLM APIs, object storage
+NEEDS_INTERNET_JOBS = {"backup", "restore"}  # dumps to/from object storage
+
+
+def endpoints(pod: Pod) -> list[tuple[str, int]]:
+    """(host, port) of every server a pod dials, read from its env as the chart renders it."""
+    out: list[tuple[str, int]] = []
+    for host_key, port_key in (("LF_DATABASE_HOST", "LF_DATABASE_PORT"), ("PGHOST", "PGPORT")):
+        if host_key in pod.env:
+            out.append((pod.env[host_key], int(pod.env.get(port_key) or 5432)))
+    for key in ("LF_BROKER_URL", "LF_VECTORSTORE_URL"):
+        if url := pod.env.get(key):
+            u = urlsplit(url.replace("$(", "").replace(")", ""))
+            default = {"amqp": 5672, "amqps": 5671, "redis": 6379, "rediss": 6379, "http": 80, "https": 443}
+            out.append((u.hostname or "", u.port or default.get(u.scheme, 443)))
+    return out
+
+
+def boundary_expectations(manifest: helm.Manifest, pods: list[Pod], values: Obj) -> list[Expectation]:
+    """Traffic across the cluster's edge: egress to the internet and the API server only for the pods that need it,
+    egress to every external service a pod dials (on its port, nothing else), and ingress from a load balancer
+    that targets pod IPs when the profile names its CIDRs."""
+    in_cluster = {s["metadata"]["name"] for s in manifest.of_kind("Service") if s["spec"].get("type") != "ExternalName"}
+    # Services CloudNativePG makes: one per Pooler, and <cluster>-rw/-ro/-r per Cluster
+    in_cluster |= {p["metadata"]["name"] for p in manifest.of_kind("Pooler")}
+    in_cluster |= {f"{c['metadata']['name']}-{s}" for c in manifest.of_kind("Cluster") for s in ("rw", "ro", "r")}
+    out: list[Expectation] = []
+    for p in (p for p in pods if p.namespace == NAMESPACE):
+        internet = p.internet or p.component in NEEDS_INTERNET
+        internet |= p.labels.get("app.kubernetes.io/component") in NEEDS_INTERNET_JOBS
+        out.append(Expectation(p.key, PUBLIC, 443, "TCP", internet, "internet (HTTPS) only where needed"))
+        out.append(Expectation(p.key, PUBLIC, 6443, "TCP", False, "no other internet port"))
+        out.append(Expectation(p.key, API_SERVER, 6443, "TCP", p.api, "API server only with a token"))
+        for host, port in endpoints(p):
+            if host.split(".")[0] in in_cluster:
+                continue
+            # an IP literal is itself; AWS's regional API endpoints (sqs.<region>.amazonaws.com) are on the
+            # internet; any other name (RDS, ElastiCache, Amazon MQ, a managed vector store) resolves into the VPC
+            public = re.fullmatch(r"(sqs|s3)\.[a-z0-9-]+\.amazonaws\.com", host)
+            address = host if re.fullmatch(r"[0-9.]+", host) else PUBLIC if public else VPC
+            out.append(Expectation(p.key, address, port, "TCP", True, f"external service {host}:{port}"))
+            out.append(Expectation(p.key, address, 22, "TCP", False, f"only the port of {host}"))
+    lb = (((values.get("global") or {}).get("networkPolicy") or {}).get("ingressController") or {}).get("cidrs")
+    for ide in (p for p in pods if p.component == "ide"):
+        for port in ide.port_numbers() - ide.port_numbers(METRICS_PORT):
+            out.append(Expectation(VPC, ide.key, port, "TCP", bool(lb), "load balancer CIDRs -> IDE"))
+    return out
+
+
 def verdict(matrix: dict[tuple[str, str], Allowed], e: Expectation) -> bool:
-    allowed = from_internet(matrix, e.dst) if e.src == INTERNET else matrix.get((e.src, e.dst))
+    addressed = e.src[0].isdigit() or e.dst[0].isdigit()
+    allowed = with_address(matrix, e.src, e.dst) if addressed else matrix.get((e.src, e.dst))
     return bool(allowed and allowed.permits(e.port, e.protocol))
 
 
-def check_reachability(manifest: helm.Manifest, name: str) -> tuple[list[str], list[str]]:
+def check_reachability(manifest: helm.Manifest, name: str, values: Obj | None = None) -> tuple[list[str], list[str]]:
     """(violations, the matrix as lines)"""
     pods, objects = model_cluster(manifest)
     policies = manifest.of_kind("NetworkPolicy")
     matrix = analyse(objects, policies)
     lines, bad = [], []
-    for e in expectations(pods):
+    for e in expectations(pods) + boundary_expectations(manifest, pods, values or {}):
         got = verdict(matrix, e)
         mark = "allow" if got else "deny "
         lines.append(f"{mark} {e.src} -> {e.dst}:{e.port}/{e.protocol}  ({e.why})")
@@ -319,11 +405,15 @@ def check_reachability(manifest: helm.Manifest, name: str) -> tuple[list[str], l
 
 
 @pytest.fixture(scope="module")
-def reachability(rendered_profiles: dict[str, helm.Manifest]) -> Iterator[dict[str, tuple[list[str], list[str]]]]:
+def reachability() -> Iterator[dict[str, tuple[list[str], list[str]]]]:
+    """Each profile rendered with the API server's address given (global.networkPolicy.apiServer.cidrs), analysed."""
     results = {}
     REPORTS.mkdir(exist_ok=True)
-    for name, manifest in rendered_profiles.items():
-        results[name] = check_reachability(manifest, name)
+    narrowed = {"global.networkPolicy.apiServer.cidrs": [f"{API_SERVER}/32"]}
+    for name in profiles():
+        manifest = helm.render_profile(name, set_values=narrowed)
+        values = yaml.safe_load(profile_file(name).read_text()) or {}
+        results[name] = check_reachability(manifest, name, values)
         (REPORTS / f"netpol-{name}.txt").write_text("\n".join(sorted(results[name][1])) + "\n")
     yield results
 

@@ -108,11 +108,10 @@ def test_ide_deployment_contract(profile: str, rendered_profiles: dict[str, helm
     assert e["LANGFLOW_PROMETHEUS_ENABLED"] == "true" and e["LANGFLOW_PROMETHEUS_PORT"] == "9090"
     assert e["LANGFLOW_DO_NOT_TRACK"] == "true"
     assert e["HOME"] == "/app/data" and e["LANGFLOW_CONFIG_DIR"].startswith("/app/data")
-    # the database URL is built from $(VARS) declared before it, the password never inlined
+    # the database URL names no password: libpq reads PGPASSWORD, from the same Secret key
     url = e["LANGFLOW_DATABASE_URL"]
-    assert url.startswith("postgresql+psycopg://$(LF_DATABASE_USER):$(LF_DATABASE_PASSWORD)@"), url
-    order = env_order(c)
-    assert order.index("LF_DATABASE_PASSWORD") < order.index("LANGFLOW_DATABASE_URL")
+    assert url.startswith("postgresql+psycopg://langflow@lf-database:5432/langflow"), url
+    assert e["PGPASSWORD"]["secretKeyRef"] == e["LF_DATABASE_PASSWORD"]["secretKeyRef"]
     assert "secretKeyRef" in e["LF_DATABASE_PASSWORD"]
     mounts = {v["mountPath"] for v in c["volumeMounts"]}
     assert {"/app/data", "/tmp"} <= mounts, "Langflow writes HOME/config and /tmp on a read-only root"
@@ -441,9 +440,8 @@ def test_runtime_waits_for_the_ide_migrations(profile: str, rendered_profiles: d
     assert wait["image"] == lf["image"] and wait["securityContext"] == lf["securityContext"]
     assert wait["resources"] == lf["resources"]
     we, le = env(wait), env(lf)
-    for key in ("LF_DATABASE_USER", "LF_DATABASE_PASSWORD", "LF_DATABASE_HOST", "LANGFLOW_DATABASE_URL"):
+    for key in ("LF_DATABASE_USER", "LF_DATABASE_PASSWORD", "PGPASSWORD", "LF_DATABASE_HOST", "LANGFLOW_DATABASE_URL"):
         assert we[key] == le[key], key
-    assert env_order(wait).index("LF_DATABASE_PASSWORD") < env_order(wait).index("LANGFLOW_DATABASE_URL")
     assert int(we["WAIT_TIMEOUT_SECONDS"]) == 600
     script = wait["command"][2]
     assert wait["command"][:2] == ["python", "-c"] and "alembic_version" in script and "get_heads()" in script

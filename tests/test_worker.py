@@ -508,7 +508,7 @@ def test_rendered_ide_pod_with_redis_cache_and_job_queue_starts() -> None:
     db = urllib.parse.urlsplit(env["LANGFLOW_DATABASE_URL"])
     rd = urllib.parse.urlsplit(env["LF_BROKER_URL"])
     with (
-        servers.postgres(user=db.username or "", password_=db.password, dbname=db.path.lstrip("/")) as pg,
+        servers.postgres(user=db.username or "", password_=env["PGPASSWORD"], dbname=db.path.lstrip("/")) as pg,
         servers.redis(password_=rd.password) as r,
     ):
         endpoints: dict[str, Any] = {"lf-database": {5432: pg.port}, "lf-broker": {6379: r.port}}
@@ -612,8 +612,9 @@ def test_runtime_waits_for_the_ide_to_migrate_a_fresh_database(tmp_path: Path) -
     ]
     (timeout_env,) = [e for e in wait["env"] if e["name"] == "WAIT_TIMEOUT_SECONDS"]
     timeout_env["value"] = "12"
-    db = urllib.parse.urlsplit(resolve_env(m, sts, find_container(sts, "langflow"))["LANGFLOW_DATABASE_URL"])
-    with servers.postgres(user=db.username or "", password_=db.password, dbname=db.path.lstrip("/")) as pg:
+    lf_env = resolve_env(m, sts, find_container(sts, "langflow"))
+    db = urllib.parse.urlsplit(lf_env["LANGFLOW_DATABASE_URL"])
+    with servers.postgres(user=db.username or "", password_=lf_env["PGPASSWORD"], dbname=db.path.lstrip("/")) as pg:
         endpoints: dict[str, Any] = {"lf-database": {5432: pg.port}}
         early = tmp_path / "early"
         t0 = time.monotonic()

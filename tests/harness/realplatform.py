@@ -26,6 +26,7 @@ from typing import Any
 
 from .cluster import Cluster
 from .daemons import pid_alive, stop_pid
+from .helm import value_args
 from .node import node_overlay
 from .paths import UMBRELLA, profile_file
 from .servers import wait_for
@@ -45,18 +46,26 @@ def values_files(profile: str, cluster_kind: str) -> list[Path]:
     return files
 
 
-def install(cluster: Cluster, release: str, namespace: str, profile: str = "dev", *, timeout: str = "10m") -> str:
+def install(
+    cluster: Cluster,
+    release: str,
+    namespace: str,
+    profile: str = "dev",
+    *,
+    timeout: str = "10m",
+    set_values: dict[str, Any] | None = None,
+) -> str:
     """helm upgrade --install the umbrella chart with --wait; returns helm's output (the NOTES)."""
     args = ["upgrade", "--install", release, str(UMBRELLA), "-n", namespace, "--wait", "--timeout", timeout]
-    for f in values_files(profile, cluster.kind):
-        args += ["-f", str(f)]
+    args += value_args(values_files(profile, cluster.kind), set_values)
     try:
         return cluster.helm(*args, timeout=3600)
     except Exception as exc:
         raise PlatformError(f"helm upgrade --install {release} (profile {profile}) failed: {exc}") from exc
 
 
-def _secret_value(cluster: Cluster, namespace: str, ref: dict[str, Any]) -> str:
+def secret_value(cluster: Cluster, namespace: str, ref: dict[str, Any]) -> str:
+    """The value a container env entry's secretKeyRef points at."""
     sel = ref["secretKeyRef"]
     out = cluster.kubectl("get", "secret", sel["name"], "-n", namespace, "-o", "json")
     return base64.b64decode(json.loads(out.stdout)["data"][sel["key"]]).decode()
@@ -109,9 +118,7 @@ class Release:
     def login(self) -> tuple[str, str]:
         """The superuser the IDE creates at start and its generated password (from the Secret the pod reads)."""
         env = self.container_env(self.ide_deployment(), "langflow")
-        return env["LANGFLOW_SUPERUSER"], _secret_value(
-            self.cluster, self.namespace, env["LANGFLOW_SUPERUSER_PASSWORD"]
-        )
+        return env["LANGFLOW_SUPERUSER"], secret_value(self.cluster, self.namespace, env["LANGFLOW_SUPERUSER_PASSWORD"])
 
     def broker(self) -> dict[str, str]:
         """How the runtime's worker reaches the broker: credentials from its Secret, queue from its env; the host
@@ -122,8 +129,8 @@ class Release:
         return {
             "host": svc["spec"]["clusterIP"],
             "port": str(port),
-            "username": _secret_value(self.cluster, self.namespace, env["LF_BROKER_USERNAME"]),
-            "password": _secret_value(self.cluster, self.namespace, env["LF_BROKER_PASSWORD"]),
+            "username": secret_value(self.cluster, self.namespace, env["LF_BROKER_USERNAME"]),
+            "password": secret_value(self.cluster, self.namespace, env["LF_BROKER_PASSWORD"]),
             "queue": env["LF_BROKER_QUEUE"],
         }
 

@@ -13,7 +13,8 @@ global.vectorstore.existingSecret or "<release>-vectorstore-credentials" (key ap
 
 Env produced:
   database:    LF_DATABASE_USER, LF_DATABASE_PASSWORD, LF_DATABASE_HOST, LF_DATABASE_PORT, LF_DATABASE_NAME,
-               LANGFLOW_DATABASE_URL=postgresql+psycopg://$(LF_DATABASE_USER):$(LF_DATABASE_PASSWORD)@host:port/name?sslmode=...
+               PGPASSWORD (the same Secret key), LANGFLOW_DATABASE_URL=postgresql+psycopg://user@host:port/name?sslmode=...
+               (no password in the URL: libpq takes it from PGPASSWORD, whatever characters it holds)
   broker:      LF_BROKER_TYPE, LF_BROKER_QUEUE, LF_BROKER_DEAD_LETTER_QUEUE, and by type
                rabbitmq: LF_BROKER_USERNAME, LF_BROKER_PASSWORD, LF_BROKER_URL=amqp://$(U):$(P)@host:5672/vhost
                redis:    LF_BROKER_PASSWORD, LF_BROKER_URL=redis://:$(P)@host:6379/0
@@ -21,8 +22,9 @@ Env produced:
   vectorstore: LF_VECTORSTORE_TYPE, LF_VECTORSTORE_URL, LF_VECTORSTORE_API_KEY (optional secretKeyRef)
 The database URL names the psycopg (v3) driver: Langflow 1.13 also opens SYNC engines (migration lock, version
 check) from the same URL, and a bare postgresql:// makes SQLAlchemy import psycopg2, which Langflow does not ship.
-Generated passwords are alphanumeric (URL-safe); an existingSecret with URL-reserved characters in a password
-must be percent-encoded by its owner.
+Generated passwords are alphanumeric (URL-safe); a database password from an existingSecret may hold any
+character (it never enters a URL). Broker URLs still carry theirs: a broker existingSecret's password must be
+URL-safe.
 
 Usage (in a container's env list):
   env:
@@ -99,8 +101,15 @@ Usage (in a container's env list):
   value: {{ int $d.port | quote }}
 - name: LF_DATABASE_NAME
   value: {{ $d.name | quote }}
+# libpq (under psycopg, pg_dump, psql) reads the password from PGPASSWORD when the URL carries none, so any
+# character a password holds ("@", "/", ":", "%", as RDS-managed secrets do) reaches the server unchanged
+- name: PGPASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "langflow-common.connections.databaseSecret" . }}
+      key: password
 - name: LANGFLOW_DATABASE_URL
-  value: {{ printf "postgresql+psycopg://$(LF_DATABASE_USER):$(LF_DATABASE_PASSWORD)@%s:%d/%s%s" $host (int $d.port) $d.name (ternary (printf "?sslmode=%s" $d.sslmode) "" (not (empty $d.sslmode))) | quote }}
+  value: {{ printf "postgresql+psycopg://%s@%s:%d/%s%s" (urlquery $d.user) $host (int $d.port) $d.name (ternary (printf "?sslmode=%s" $d.sslmode) "" (not (empty $d.sslmode))) | quote }}
 {{- end -}}
 
 {{- define "langflow-common.connections.brokerEnv" -}}

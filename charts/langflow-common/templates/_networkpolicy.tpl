@@ -21,7 +21,8 @@ umbrella); each component then allows exactly what it needs with langflow-common
                                                     selecting operator-made pods, which static scanners cannot see)
 
 Peers outside the release come from global.networkPolicy:
-  ingressController {namespaceSelector, podSelector}, prometheus {namespaceSelector, podSelector},
+  ingressController {namespaceSelector, podSelector, cidrs (load balancers that target pod IPs, e.g. an ALB with
+  target-type ip: its subnets' CIDRs)}, prometheus {namespaceSelector, podSelector},
   keda {namespaceSelector, podSelector}, cnpgOperator {namespaceSelector, podSelector},
   dns {namespaceSelector, podSelector, port}, apiServer {cidrs, ports} (the API server's address is
   cluster-specific: narrow the default 0.0.0.0/0 when you know it), externalEgress {cidrs, except, ports}.
@@ -90,6 +91,10 @@ spec:
     - from:
         - namespaceSelector: {{- toYaml $s.ingressController.namespaceSelector | nindent 12 }}
           podSelector: {{- toYaml $s.ingressController.podSelector | nindent 12 }}
+        {{- /* a load balancer that targets pod IPs (AWS ALB target-type ip, GKE NEG) connects from its own addresses */}}
+        {{- range ($s.ingressController.cidrs | default list) }}
+        - ipBlock: {cidr: {{ . }}}
+        {{- end }}
       ports: {{- include "langflow-common.networkPolicy.ports" (dict "ports" .clientPorts) | nindent 8 }}
     {{- end }}
     {{- if $from }}
@@ -205,5 +210,49 @@ metadata:
 spec:
   podSelector: {}
   policyTypes: [Ingress, Egress]
+{{- end -}}
+{{- end -}}
+
+{{/*
+Egress to a service outside the cluster (a data component in external mode: RDS, ElastiCache, Amazon MQ, a
+managed vector store). Rendered by the component that knows the endpoint; it selects the release's pods that
+connect to it (the IDE and runtime, plus any component listed in "clients", e.g. the database's backup/restore
+Jobs) and allows egress to the endpoint's CIDRs on its port. CIDRs: "cidrs" when given; else host/32 when the host
+is an IPv4 address; else the private ranges (a VPC endpoint's address is unknown until it resolves; narrow it
+with the component's external.cidrs).
+Usage: include "langflow-common.networkPolicy.externalService" (dict "context" $ "component" "database" "host" "db.internal" "port" 5432 "cidrs" (list) "clients" (list "database"))
+*/}}
+{{- define "langflow-common.networkPolicy.externalService" -}}
+{{- if include "langflow-common.networkPolicy.enabled" . -}}
+{{- $ctx := .context -}}
+{{- $cidrs := .cidrs | default list -}}
+{{- if not $cidrs -}}
+{{- if regexMatch "^[0-9]{1,3}(\\.[0-9]{1,3}){3}$" (.host | default "") -}}
+{{- $cidrs = list (printf "%s/32" .host) -}}
+{{- else -}}
+{{- $cidrs = list "10.0.0.0/8" "172.16.0.0/12" "192.168.0.0/16" -}}
+{{- end -}}
+{{- end -}}
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  {{- include "langflow-common.metadata" (dict "context" $ctx "name" (include "langflow-common.suffixed" (dict "context" $ctx "suffix" "external")) "component" .component) | nindent 2 }}
+spec:
+  podSelector:
+    matchLabels:
+      app.kubernetes.io/instance: {{ $ctx.Release.Name }}
+    matchExpressions:
+      - key: app.kubernetes.io/name
+        operator: In
+        values: {{- toYaml (concat (list "ide" "runtime") (.clients | default list)) | nindent 10 }}
+  policyTypes: [Egress]
+  egress:
+    - to:
+        {{- range $cidrs }}
+        - ipBlock: {cidr: {{ . }}}
+        {{- end }}
+      ports:
+        - port: {{ int .port }}
+          protocol: TCP
 {{- end -}}
 {{- end -}}

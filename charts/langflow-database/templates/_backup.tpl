@@ -46,6 +46,15 @@
   value: {{ $b.pushgatewayURL | quote }}
 - name: RESTORE_DUMP
   value: {{ .Values.restore.dump | quote }}
+{{- if .Values.restore.enabled }}
+- name: RESTORE_ID
+  value: {{ .Values.restore.id | quote }}
+- name: RESTORE_FORCE
+  value: {{ .Values.restore.force | toString | quote }}
+{{- /* a first install restores into the database this release has just created (Langflow's own start rows only) */}}
+- name: RESTORE_INTO_NEW_RELEASE
+  value: {{ .Release.IsInstall | toString | quote }}
+{{- end }}
 {{- end -}}
 
 {{/* Pod spec shared by the backup CronJob and the restore Job: init step + main step, scripts and /backup.

@@ -42,6 +42,7 @@
 {{- end -}}
 {{- if .Values.restore.enabled -}}
 {{- include "langflow-common.validate.required" (dict "value" .Values.backup.s3.bucket "key" "database.backup.s3.bucket" "why" "the restore Job reads dumps from the backup bucket") -}}
+{{- include "langflow-common.validate.required" (dict "value" .Values.restore.id "key" "database.restore.id" "why" "a restore runs once per id (recorded in the database); name this one, e.g. 2026-12-02-incident-42") -}}
 {{- end -}}
 {{- if and (eq .Values.mode "ha") .Values.ha.recovery.enabled -}}
 {{- include "langflow-common.validate.required" (dict "value" .Values.ha.recovery.destinationPath "key" "database.ha.recovery.destinationPath" "why" "the origin cluster's barman object store, e.g. s3://bucket/cnpg") -}}
