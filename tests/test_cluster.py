@@ -151,8 +151,23 @@ def check_running_now(kube: Cluster, ns: str, objects: list[dict[str, Any]]) -> 
     return uids
 
 
-def secrets_data(kube: Cluster, ns: str, objects: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
-    secrets = by_kind(objects, "Secret")
+def generated_secret_names(kube: Cluster, ns: str, release: str = RELEASE) -> list[str]:
+    """The Secrets the release's secret generator Job made: named by the spec ConfigMaps among its hooks."""
+    hooks = [d for d in yaml.safe_load_all(kube.helm("get", "hooks", release, "-n", ns)) if d]
+    return [
+        json.loads(h["data"]["spec.json"])["name"]
+        for h in hooks
+        if h["kind"] == "ConfigMap" and helm_lib.SECRET_SPEC_LABEL in (h["metadata"].get("labels") or {})
+    ]
+
+
+def secrets_data(
+    kube: Cluster, ns: str, objects: list[dict[str, Any]], generated: list[str] | None = None
+) -> dict[str, dict[str, str]]:
+    """Data of the release's Secrets: those in its manifest, and the generated ones (names from the hooks)."""
+    secrets = by_kind(objects, "Secret") + [
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": n}} for n in generated or []
+    ]
     have = live_objects(kube, secrets, ns)
     out = {}
     for s in secrets:
@@ -199,7 +214,10 @@ def test_profile_lifecycle(
     objects = release_objects(kube, ns)
     assert objects, f"profile {profile} installed no objects"
     first = check_running(kube, ns, objects)
-    secrets_before = secrets_data(kube, ns, objects)
+    generated = generated_secret_names(kube, ns)
+    assert generated, f"profile {profile}: no generated Secret specs among the release's hooks"
+    secrets_before = secrets_data(kube, ns, objects, generated)
+    assert all(secrets_before[n] for n in generated), "the secret generator Job left a Secret empty"
     run_helm_tests(kube, ns)
 
     # upgrade with changed values
@@ -211,7 +229,7 @@ def test_profile_lifecycle(
         if o["kind"] in ("Deployment", "StatefulSet", "Service", "Secret", "ConfigMap"):
             ann = have[(o["kind"], o["metadata"]["name"])]["metadata"].get("annotations") or {}
             assert ann.get(UPGRADE_ANNOTATION) == "2", f"{o['kind']}/{o['metadata']['name']} missed the upgrade"
-    assert secrets_data(kube, ns, upgraded) == secrets_before, "an upgrade changed a Secret's data"
+    assert secrets_data(kube, ns, upgraded, generated) == secrets_before, "an upgrade changed a Secret's data"
     assert second["statefulsets"] == first["statefulsets"], "an upgrade recreated a StatefulSet"
     assert second["pvcs"] == first["pvcs"], "an upgrade replaced a PVC"
 
@@ -225,7 +243,7 @@ def test_profile_lifecycle(
     for o in by_kind(rolled, "StatefulSet") + by_kind(rolled, "Deployment"):
         ann = have[(o["kind"], o["metadata"]["name"])]["metadata"].get("annotations") or {}
         assert UPGRADE_ANNOTATION not in ann, f"rollback left the upgrade's annotation on {o['metadata']['name']}"
-    assert secrets_data(kube, ns, rolled) == secrets_before, "a rollback changed a Secret's data"
+    assert secrets_data(kube, ns, rolled, generated) == secrets_before, "a rollback changed a Secret's data"
     assert third["statefulsets"] == first["statefulsets"], "a rollback recreated a StatefulSet"
     assert third["pvcs"] == first["pvcs"], "a rollback replaced a PVC"
 
@@ -248,6 +266,8 @@ def test_profile_lifecycle(
     kept = [o for o in by_kind(rolled, "Secret") if (o["metadata"].get("annotations") or {}).get(KEEP) == "keep"]
     for s in kept:
         assert left[("Secret", s["metadata"]["name"])].get("data") == secrets_before[s["metadata"]["name"]]
+    # generated Secrets belong to no release: uninstall leaves them, unchanged
+    assert secrets_data(kube, ns, [], generated) == {n: secrets_before[n] for n in generated}
 
 
 # ------------------------------------------------------------------------------- upgrade from an older chart
@@ -324,7 +344,7 @@ def test_upgrade_from_previous_chart_version(
     helm_install(kube, ns, chart, [values])
     old_objects = release_objects(kube, ns)
     before = check_running(kube, ns, old_objects)
-    old_secrets = secrets_data(kube, ns, old_objects)
+    old_secrets = secrets_data(kube, ns, old_objects, generated_secret_names(kube, ns))
     try:
         helm_install(kube, ns, UMBRELLA, [profile_file("dev")])
     except HelmError as exc:
@@ -338,7 +358,7 @@ def test_upgrade_from_previous_chart_version(
         )
     new_objects = release_objects(kube, ns)
     after = check_running(kube, ns, new_objects)
-    new_secrets = secrets_data(kube, ns, new_objects)
+    new_secrets = secrets_data(kube, ns, new_objects, generated_secret_names(kube, ns))
     for name, data in old_secrets.items():
         if name in new_secrets:
             changed = [k for k in data if k in new_secrets[name] and new_secrets[name][k] != data[k]]

@@ -17,7 +17,7 @@ import yaml
 
 from tests import test_policy as policy
 from tests.harness import helm
-from tests.harness.paths import CHARTS, profiles
+from tests.harness.paths import CHARTS, UMBRELLA, profile_file, profiles
 from tests.test_policy import selects
 
 pytestmark = pytest.mark.render
@@ -75,18 +75,18 @@ def test_app_objects_exist(profile: str, rendered_profiles: dict[str, helm.Manif
         ("Deployment", "lf-ide"),
         ("Service", "lf-ide"),
         ("ServiceAccount", "lf-ide"),
-        ("Secret", "lf-ide-secrets"),
         ("Ingress", "lf-ide"),
         ("Ingress", "lf-ide-api"),
         ("StatefulSet", "lf-runtime"),
         ("Service", "lf-runtime-headless"),
         ("ServiceAccount", "lf-runtime"),
-        ("Secret", "lf-runtime-api-key"),
         ("ConfigMap", "lf-runtime-flows"),
         ("ScaledObject", "lf-runtime"),
         ("TriggerAuthentication", "lf-runtime"),
     ]:
         m.get(kind, name)
+    for name in ("lf-ide-secrets", "lf-runtime-api-key"):  # made by the secret generator Job from their specs
+        assert m.secret(name), f"profile {profile}: no spec and no Secret {name}"
 
 
 @pytest.mark.parametrize("profile", profiles())
@@ -181,19 +181,45 @@ def test_ide_autoscaling_range_is_validated() -> None:
 
 
 @pytest.mark.parametrize("profile", profiles())
-def test_generated_secrets_are_kept(profile: str, rendered_profiles: dict[str, helm.Manifest]) -> None:
+def test_generated_secrets_are_made_in_the_cluster(profile: str, rendered_profiles: dict[str, helm.Manifest]) -> None:
+    """The umbrella renders no secret material: each generated Secret is a spec the generator Job reads."""
     m = rendered_profiles[profile]
+    assert not [s for s in m.of_kind("Secret") if s.get("data") or s.get("stringData")], "a Secret with data rendered"
+    made = {s["metadata"]["name"]: s for s in m.generated_secrets()}
+    for name, keys in (("lf-ide-secrets", {"secret-key", "superuser-password"}), ("lf-runtime-api-key", {"api-key"})):
+        assert set(made[name]["data"]) == keys and all(made[name]["data"].values())
+    job = m.get("Job", "lf-secret-generator")
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    specs = [c for c in m.of_kind("ConfigMap") if helm.SECRET_SPEC_LABEL in c["metadata"]["labels"]]
+    assert specs and all(int(c["metadata"]["annotations"]["helm.sh/hook-weight"]) < -10 for c in specs)
+
+
+def test_helm_mode_renders_secrets_kept_on_uninstall() -> None:
+    """global.generatedSecrets.mode=helm (component charts on their own): the Secrets are rendered, with keep."""
+    m = helm.render_profile("prod", set_values={"global.generatedSecrets.mode": "helm"})
+    assert not m.secret_specs() and not [j for j in m.of_kind("Job") if "secret-generator" in j["metadata"]["name"]]
     for name, keys in (("lf-ide-secrets", {"secret-key", "superuser-password"}), ("lf-runtime-api-key", {"api-key"})):
         s = m.get("Secret", name)
         assert s["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
         assert set(s["data"]) == keys and all(s["data"].values())
 
 
+@pytest.mark.parametrize("profile", profiles())
+def test_two_renders_are_byte_identical(profile: str) -> None:
+    """What Argo CD and `helm template | kubectl apply` see: the same values render the same bytes (no secret is
+    generated at render time, so nothing rotates at the next sync)."""
+    first, second = (helm.run(["template", "lf", str(UMBRELLA), "-n", "langflow", "-f", str(profile_file(profile))])
+                     for _ in range(2))  # fmt: skip
+    assert first == second, f"profile {profile}: two renders differ"
+
+
 def test_existing_secret_replaces_generated_one() -> None:
     m = helm.render_profile(
         "prod", set_values={"ide.auth.existingSecret": "mine", "runtime.auth.apiKeyExistingSecret": "k"}
     )
-    assert "lf-ide-secrets" not in {s["metadata"]["name"] for s in m.of_kind("Secret")}
+    assert "lf-ide-secrets" not in {s["name"] for s in m.secret_specs()} | {
+        s["metadata"]["name"] for s in m.of_kind("Secret")
+    }
     e = env(container(m.get("Deployment", "lf-ide"), "langflow"))
     assert e["LANGFLOW_SECRET_KEY"]["secretKeyRef"]["name"] == "mine"
     w = env(container(m.get("StatefulSet", "lf-runtime"), "worker"))

@@ -309,8 +309,9 @@ def test_bundled_grafana_provisions_datasources_and_dashboards(dev: helm.Manifes
     assert env["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/etc/grafana/admin/admin-password"  # a file, not an env value
     admin = next(v for v in pod["volumes"] if v["name"] == "admin")
     assert admin["secret"]["secretName"] == "lf-monitoring-grafana-admin"
-    secret = dev.get("Secret", "lf-monitoring-grafana-admin")
-    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    secret = dev.secret("lf-monitoring-grafana-admin")  # made by the secret generator Job from its spec
+    assert secret and set(secret["data"]) == {"admin-user", "admin-password"}
+    assert secret["metadata"]["labels"]["langflow-platform.dev/generated-by"] == "secret-generator"
 
 
 def test_alloy_ships_logs_to_loki(dev: helm.Manifest, prod_with_operator: helm.Manifest) -> None:

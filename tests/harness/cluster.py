@@ -37,7 +37,7 @@ import yaml
 from . import helm as helm_lib
 from .daemons import DaemonState
 from .node import KWOK_POD_RANGE, NODE_IP, NODE_NAME, SERVICE_RANGE, NodeError, RealNode, images_importer
-from .paths import ROOT, TOOLS, tool
+from .paths import ROOT, TOOLS, UMBRELLA, tool
 from .servers import Process, free_port, wait_for
 
 LOOPBACK = "127.0.0.1"
@@ -57,6 +57,9 @@ PSS_LABELS = {
     "pod-security.kubernetes.io/warn": "restricted",
     "pod-security.kubernetes.io/audit": "restricted",
 }
+
+# the secret generator Job on the real node (see Cluster._placed)
+SECRET_GENERATOR_OVERLAY = ROOT / "tests" / "harness" / "values" / "secret-generator.yaml"
 
 Progress = Callable[[str], None]
 
@@ -110,7 +113,17 @@ class Cluster:
 
     def helm(self, *args: str, timeout: float = 600) -> str:
         ctx = ["--kube-context", self.context] if self.context else []
-        return helm_lib.run([*args, *ctx], timeout=timeout, env=self.env())
+        return helm_lib.run([*self._placed(args), *ctx], timeout=timeout, env=self.env())
+
+    def _placed(self, args: Sequence[str]) -> list[str]:
+        """On the local cluster, an install/upgrade of the umbrella also gets the harness overlay that runs the
+        secret generator Job on the real node: on a kwok node its pod would "complete" without running, and the
+        release would have no Secrets. It comes right after the chart, so the caller's values still win."""
+        out = list(args)
+        if self.kind == "local" and out[:1] in (["install"], ["upgrade"]) and str(UMBRELLA) in out:
+            at = out.index(str(UMBRELLA)) + 1
+            out[at:at] = ["-f", str(SECRET_GENERATOR_OVERLAY)]
+        return out
 
     def api_client(self) -> Any:
         """A kubernetes.client.ApiClient for this cluster (a new one per call: clients are not thread-safe)."""

@@ -56,7 +56,7 @@ class Rendered:
 
 def rendered_data(profile: str, set_values: Mapping[str, Any] | None = None) -> Rendered:
     """Render the umbrella with a profile and collect every ConfigMap's and Secret's files."""
-    m = helm.render_profile(profile, set_values=set_values)
+    m = helm.render_profile(profile, set_values=set_values).with_generated_secrets()
     out = Rendered(m)
     for cm in m.of_kind("ConfigMap"):
         out.configmaps[cm["metadata"]["name"]] = dict(cm.get("data") or {})

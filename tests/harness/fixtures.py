@@ -2,7 +2,8 @@
 
 - `kube` (session): the cluster picked by `--cluster local|kind|existing`, with the KEDA, cert-manager,
   CloudNativePG and Prometheus Operator CRDs installed first. `local` starts the control plane of
-  tests/harness/cluster.py in a temp dir and stops it at the end of the session.
+  tests/harness/cluster.py in a temp dir, joins its real node (where the umbrella's secret generator Job runs),
+  and stops both at the end of the session.
 - `namespace_factory`: fresh namespaces labelled for Pod Security "restricted", deleted after the test.
 """
 
@@ -28,6 +29,9 @@ def kube(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     kubeconfig = request.config.getoption("--kubeconfig-path") or None
     with cluster_for(kind, kubeconfig=kubeconfig, progress=_progress) as cluster:
         cluster.install_crds()
+        if cluster.kind == "local" and cluster.workdir is not None:
+            # the umbrella's secret generator Job runs on it (Cluster._placed): every release needs it
+            LocalCluster(cluster.workdir, progress=_progress).start_node()
         yield cluster
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +14,9 @@ from typing import Any
 import yaml
 
 from .paths import UMBRELLA, profile_file, tool
+
+SECRET_SPEC_LABEL = "langflow-platform.dev/secret-spec"
+SECRET_GENERATOR = UMBRELLA / "files" / "secret-generator.py"
 
 
 class HelmError(RuntimeError):
@@ -29,6 +34,7 @@ class Manifest:
 
     objects: list[dict[str, Any]] = field(default_factory=list)
     source: str = ""
+    _generated: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
         return [o for o in self.objects if o.get("kind") == kind]
@@ -49,6 +55,52 @@ class Manifest:
 
     def to_yaml(self) -> str:
         return yaml.safe_dump_all(self.objects, sort_keys=False)
+
+    def secret_specs(self) -> list[dict[str, Any]]:
+        """The generated Secrets' specs (global.generatedSecrets.mode job): what the secret generator reads."""
+        return [
+            json.loads(cm["data"]["spec.json"])
+            for cm in self.of_kind("ConfigMap")
+            if SECRET_SPEC_LABEL in (cm["metadata"].get("labels") or {})
+        ]
+
+    def generated_secrets(self) -> list[dict[str, Any]]:
+        """The Secrets the secret generator Job creates from this render's specs, made once per Manifest by the
+        chart's own generator (files/secret-generator.py --offline), so every look-up sees the same values."""
+        specs = self.secret_specs()
+        if specs and not self._generated:
+            self._generated.update({s["metadata"]["name"]: s for s in self._run_generator(specs)})
+        return list(self._generated.values())
+
+    def secret(self, name: str) -> dict[str, Any] | None:
+        """A Secret as the cluster would hold it after install: rendered, or made by the secret generator."""
+        for o in self.of_kind("Secret"):
+            if o["metadata"]["name"] == name:
+                return o
+        return next((s for s in self.generated_secrets() if s["metadata"]["name"] == name), None)
+
+    def with_generated_secrets(self) -> Manifest:
+        """The release as the cluster holds it once the secret generator Job has run (its Secrets added)."""
+        made = self.generated_secrets()
+        return Manifest([*self.objects, *made], source=f"{self.source} (+ generated Secrets)") if made else self
+
+    def _run_generator(self, specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        with tempfile.TemporaryDirectory(prefix="secret-specs-") as tmp:
+            paths = []
+            for i, spec in enumerate(specs):
+                path = Path(tmp) / f"{i}.json"
+                path.write_text(json.dumps(spec))
+                paths.append(str(path))
+            namespace = next(
+                (o["metadata"].get("namespace") for o in self.objects if o["metadata"].get("namespace")), ""
+            )
+            proc = subprocess.run(
+                [sys.executable, str(SECRET_GENERATOR), "--offline", *paths],
+                capture_output=True, text=True, timeout=60, env={"NAMESPACE": namespace or "default"},
+            )  # fmt: skip
+        if proc.returncode != 0:
+            raise HelmError(["python", str(SECRET_GENERATOR), "--offline"], proc.stderr)
+        return list(json.loads(proc.stdout))
 
 
 def run(args: Sequence[str], *, check: bool = True, timeout: float = 300, env: Mapping[str, str] | None = None) -> str:

@@ -140,6 +140,9 @@ def _configmap_data(obj: dict[str, Any]) -> dict[str, str]:
 
 
 def _lookup(manifest: Manifest, kind: str, name: str) -> dict[str, str] | None:
+    if kind == "Secret":  # rendered, or made by the secret generator Job (global.generatedSecrets.mode job)
+        secret = manifest.secret(name)
+        return _secret_data(secret) if secret else None
     for o in manifest.of_kind(kind):
         if o["metadata"]["name"] == name:
             return _secret_data(o) if kind == "Secret" else _configmap_data(o)

@@ -24,8 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .cluster import Cluster
+import yaml
+
+from .cluster import SECRET_GENERATOR_OVERLAY, Cluster
 from .daemons import pid_alive, stop_pid
+from .helm import run as helm_run
 from .helm import value_args
 from .node import node_overlay
 from .paths import UMBRELLA, profile_file
@@ -62,6 +65,36 @@ def install(
         return cluster.helm(*args, timeout=3600)
     except Exception as exc:
         raise PlatformError(f"helm upgrade --install {release} (profile {profile}) failed: {exc}") from exc
+
+
+def render(cluster: Cluster, release: str, namespace: str, profile: str = "dev") -> str:
+    """What a GitOps renderer (Argo CD, Flux's post-renderers, `helm template | kubectl apply`) applies: the umbrella
+    rendered offline (no lookup, hooks as plain objects; no `helm test` pods), with install's values files."""
+    files = values_files(profile, cluster.kind)
+    if cluster.kind == "local":
+        files.append(SECRET_GENERATOR_OVERLAY)
+    args = ["template", release, str(UMBRELLA), "-n", namespace, "--skip-tests", *value_args(files)]
+    return helm_run(args, timeout=300)
+
+
+def apply_and_wait(cluster: Cluster, namespace: str, text: str, *, timeout: float = 900) -> Release:
+    """kubectl apply a rendered release, then wait for every Deployment and StatefulSet of it to roll out."""
+    release_name = next(
+        d["metadata"]["labels"]["app.kubernetes.io/instance"]
+        for d in yaml.safe_load_all(text)
+        if d and "app.kubernetes.io/instance" in (d["metadata"].get("labels") or {})
+    )
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=text, timeout=300)
+    deadline = time.monotonic() + timeout
+    for kind in ("deployments", "statefulsets"):
+        items = json.loads(cluster.kubectl("get", kind, "-n", namespace, "-o", "json").stdout)["items"]
+        for item in items:
+            left = max(10, int(deadline - time.monotonic()))
+            proc = cluster.kubectl("rollout", "status", f"{kind}/{item['metadata']['name']}", "-n", namespace,
+                                   f"--timeout={left}s", check=False, timeout=left + 30)  # fmt: skip
+            if proc.returncode != 0:
+                raise PlatformError(f"{kind}/{item['metadata']['name']} did not roll out: {proc.stderr.strip()}")
+    return Release(cluster, release_name, namespace)
 
 
 def secret_value(cluster: Cluster, namespace: str, ref: dict[str, Any]) -> str:
