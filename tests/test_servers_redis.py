@@ -9,6 +9,7 @@ as rendered.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import pytest
 import redis as redis_lib
+from langflow_worker.brokers import NotReplicated
+from langflow_worker.submit import enqueue_redis
 from redis.sentinel import Sentinel
 
 from tests.harness import sandbox
@@ -107,11 +110,12 @@ def test_sentinel_fails_over_and_clients_follow(
     wait_for(ready, 60, "sentinels to discover each other and both replicas")
     assert sentinel.discover_master(ms) == ("127.0.0.1", primary.port)
 
-    # acknowledged writes: a job list pushed through the primary, replicated to at least one replica
+    # acknowledged jobs, enqueued as producers enqueue them (langflow_worker.submit.enqueue_redis: LPUSH, then a
+    # replica confirms it); the test itself waits for nothing before it kills the primary
     client = sentinel.master_for(ms, decode_responses=True)
     client.delete("jobs")
-    client.rpush("jobs", *[f"job-{i}" for i in range(500)])
-    assert client.wait(1, 5000) >= 1
+    for i in range(500):
+        enqueue_redis(client, "jobs", {"job_id": f"job-{i}"})
 
     # the broker endpoint (HAProxy, as rendered) reaches the primary; its sentinel port reaches a sentinel
     def via_proxy() -> redis_lib.Redis:  # a new connection each time: HAProxy picks the server per connection
@@ -162,10 +166,12 @@ def test_sentinel_fails_over_and_clients_follow(
     print(
         f"\nRedis Sentinel (quorum {rendered['quorum']}, rendered down-after-milliseconds): primary :{primary.port} "
         f"killed; new primary :{addr[1]} named after {promoted_s:.1f}s, writable after {writable_s:.1f}s; "
-        f"{len(jobs) - 1}/500 acknowledged jobs present; HAProxy (rendered) routed writes to it after {proxy_s:.1f}s"
+        f"{sum(j.startswith('{') for j in jobs)}/500 acknowledged jobs present; HAProxy (rendered) routed writes to "
+        f"it after {proxy_s:.1f}s"
     )
     assert role == "master"
-    assert jobs[:500] == [f"job-{i}" for i in range(500)], "acknowledged (WAIT-ed) jobs lost in the failover"
+    acknowledged = [json.loads(j)["job_id"] for j in reversed(jobs) if j.startswith("{")]  # LPUSH: newest first
+    assert acknowledged == [f"job-{i}" for i in range(500)], "acknowledged jobs lost in the failover"
     assert jobs[-1] == "after-failover"
     # the other replica follows the new primary
     other = next(r for r in group.redis[1:] if r.port != addr[1])
@@ -176,6 +182,45 @@ def test_sentinel_fails_over_and_clients_follow(
     )
     with pytest.raises(redis_lib.ConnectionError):
         redis_lib.Redis(host="127.0.0.1", port=primary.port, socket_timeout=1).ping()
+
+
+@pytest.mark.timeout(120)
+def test_a_primary_cut_off_from_its_replicas_acknowledges_no_job(
+    group: SentinelGroup, rendered: dict[str, str]
+) -> None:
+    """Both replicas stop (SIGSTOP): the producer's enqueue is not acknowledged (no replica confirms it), and once
+    the replicas' lag passes the rendered min-replicas-max-lag the primary refuses writes (min-replicas-to-write 1)
+    instead of taking jobs a failover would lose. Writes resume when the replicas do."""
+    lag = int(re.search(r"^min-replicas-max-lag (\d+)$", rendered["redis.conf"], re.M)[1])  # type: ignore[index]
+    assert re.search(r"^min-replicas-to-write 1$", rendered["redis.conf"], re.M), "replicated Redis takes lone writes"
+    # a producer's client: its socket outlasts WAIT's timeout
+    primary = redis_lib.Redis(host="127.0.0.1", port=group.redis[0].port, password=group.password, socket_timeout=15)
+    wait_for(lambda: int(primary.info("replication")["connected_slaves"]) == 2, 60, "both replicas to connect")
+    enqueue_redis(primary, "jobs", {"job_id": "before"})
+    replicas = [r.process.popen.pid for r in group.redis[1:]]
+    for pid in replicas:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(NotReplicated, match="no replica confirmed"):
+            enqueue_redis(primary, "jobs", {"job_id": "while-cut-off"})
+
+        def refused() -> bool:
+            try:
+                primary.lpush("probe", "x")
+            except redis_lib.ResponseError as exc:
+                return "NOREPLICAS" in str(exc)
+            return False
+
+        wait_for(refused, lag + 20, f"the primary to refuse writes after {lag}s without a replica", interval=0.5)
+        refused_after = time.monotonic() - t0
+    finally:
+        for pid in replicas:
+            os.kill(pid, signal.SIGCONT)
+    wait_for(lambda: not refused(), 60, "writes to resume with the replicas back", interval=0.5)
+    enqueue_redis(primary, "jobs", {"job_id": "after"})
+    print(f"\nreplicas stopped: enqueue not acknowledged, writes refused after {refused_after:.1f}s (max lag {lag}s)")
+    assert lag <= refused_after < lag + 20
 
 
 @pytest.mark.timeout(120)
@@ -225,7 +270,9 @@ def test_rendered_start_scripts_under_the_pod_contract(tmp_path: Path) -> None:
             'for i in $(seq 100); do REDISCLI_AUTH="$P" redis-cli -p 26379 ping 2>/dev/null | grep -q PONG && break;'
             " sleep 0.1; done",
             'echo "noauth: $(redis-cli -p 6379 set k v 2>&1)"',
-            'echo "auth: $(REDISCLI_AUTH="$P" redis-cli -p 6379 set k v 2>&1)"',
+            'echo "auth: $(REDISCLI_AUTH="$P" redis-cli -p 6379 ping 2>&1)"',
+            # alone (no replica yet): min-replicas-to-write refuses the write a failover could lose
+            'echo "write: $(REDISCLI_AUTH="$P" redis-cli -p 6379 set k v 2>&1)"',
             'echo "role: $(REDISCLI_AUTH="$P" redis-cli -p 6379 info replication | grep ^role: | tr -d "\\r")"',
             'echo "aof: $(REDISCLI_AUTH="$P" redis-cli -p 6379 config get appendonly | tail -n1)"',
             'echo "master: $(REDISCLI_AUTH="$P" redis-cli -p 26379 sentinel get-master-addr-by-name "$MS" | head -n1)"',
@@ -248,6 +295,7 @@ def test_rendered_start_scripts_under_the_pod_contract(tmp_path: Path) -> None:
     out = dict(line.split(": ", 1) for line in proc.stdout.splitlines() if ": " in line)
     assert proc.returncode == 0, proc.stderr
     assert "NOAUTH" in out.get("noauth", ""), (out, proc.stderr[-2000:])
-    assert out["auth"] == "OK" and out["role"] == "role:master" and out["aof"] == "yes", (out, proc.stderr[-2000:])
+    assert out["auth"] == "PONG" and out["role"] == "role:master" and out["aof"] == "yes", (out, proc.stderr[-2000:])
+    assert out["write"].startswith("NOREPLICAS"), (out, "a primary without replicas must not take writes")
     assert out["master"] == envs["redis"]["DEFAULT_PRIMARY"], (out, proc.stderr[-2000:])
     assert "appendonlydir" in out["files"], out

@@ -14,6 +14,29 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+REPLICATION_TIMEOUT_MS = 5000
+
+
+class NotReplicated(RuntimeError):
+    """A Redis write that no replica confirmed in time: not durable, so not acknowledged (at-least-once)."""
+
+
+def replicated(client: Any, what: str, timeout_ms: int = REPLICATION_TIMEOUT_MS) -> None:
+    """Block until a replica holds the connection's writes so far (WAIT 1), when the primary has replicas.
+
+    Redis replicates asynchronously: a write the primary confirmed but no replica received is lost when Sentinel
+    promotes a replica. No server setting makes a write synchronous (min-replicas-to-write only refuses writes when
+    the replicas have fallen behind), so every write that acknowledges a job - a producer's enqueue, a worker's
+    result, retry or dead-letter move - is followed by WAIT before it counts as done.
+    """
+    info = client.info("replication")
+    if info.get("role") != "master" or int(info.get("connected_slaves", 0)) == 0:
+        return  # a single Redis (no replicas): nothing to wait for
+    acked = client.wait(1, timeout_ms)
+    if acked < 1:
+        raise NotReplicated(f"{what}: no replica confirmed it within {timeout_ms} ms (WAIT 1 returned {acked})")
+
+
 log = logging.getLogger("langflow_worker.broker")
 
 
@@ -237,6 +260,7 @@ class RedisBroker:
             p.lpush(target, body)
         p.lrem(self.processing, 1, d.handle)
         p.execute()
+        replicated(self._r, f"moving a job to {target}")
 
     def retry(self, d: Delivery, body: bytes) -> None:
         self._replace(self.queue, body, d)
@@ -249,6 +273,7 @@ class RedisBroker:
 
     def publish_result(self, reply_to: str, correlation_id: str, body: bytes) -> None:
         self._r.lpush(reply_to, body)
+        replicated(self._r, f"the result on {reply_to}")
 
     def pump(self, timeout: float, in_flight: list[Delivery]) -> None:
         self._beat()

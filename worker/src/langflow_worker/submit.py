@@ -69,16 +69,30 @@ def submit_rabbitmq(url: str, queue: str, job: dict[str, Any], timeout: float) -
     raise SubmitError(f"no result for job {job['job_id']} from queue {queue!r} within {timeout:.0f} s")
 
 
+def enqueue_redis(client: Any, queue: str, job: Mapping[str, Any]) -> None:
+    """LPUSH one job; it counts as enqueued once a replica holds it (brokers.replicated: WAIT 1 when the primary
+    has replicas), so a Sentinel failover right after cannot lose it. Raises NotReplicated otherwise."""
+    from .brokers import replicated
+
+    client.lpush(queue, json.dumps(dict(job)))
+    replicated(client, f"job {job.get('job_id')} on {queue}")
+
+
 def submit_redis(url: str, queue: str, job: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """LPUSH `job` with reply list `<queue>:results:<job_id>`; BRPOP it until the result comes (the list is
-    deleted afterwards, also on timeout)."""
+    """Enqueue `job` (enqueue_redis) with reply list `<queue>:results:<job_id>`; BRPOP it until the result comes
+    (the list is deleted afterwards, also on timeout)."""
     import redis
+
+    from .brokers import NotReplicated
 
     client = redis.Redis.from_url(url, socket_timeout=10)
     reply = f"{queue}:results:{job['job_id']}"
     job = {**job, "reply_to": reply}
     try:
-        client.lpush(queue, json.dumps(job))
+        try:
+            enqueue_redis(client, queue, job)
+        except NotReplicated as exc:
+            raise SubmitError(f"job not acknowledged: {exc}") from exc
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             got = client.brpop([reply], timeout=max(1, min(5, int(left))))
