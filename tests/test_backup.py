@@ -276,6 +276,8 @@ def test_backup_restore_round_trip(tmp_path: Path) -> None:
             after_flows = flows_digest(fresh)
             owners = set(fresh.psql("select distinct tableowner from pg_tables where schemaname='public'").split())
 
+    # the restore records its id (database.restore.id) next to the data, in its own table
+    assert after_counts.pop("langflow_platform_restores") == 1
     assert after_counts == before_counts
     assert after_flows == before_flows
     assert owners == {secret["username"]}

@@ -189,3 +189,17 @@ def test_postgres_runs_under_the_pod_contract(rendered, tmp_path: Path) -> None:
         assert (data_src / "pgdata" / "PG_VERSION").exists()
     finally:
         proc.stop(sig=signal.SIGINT)
+
+
+@pytest.mark.timeout(120)
+def test_only_the_application_role_logs_in_over_the_network(pg: RenderedPostgres) -> None:
+    """The rendered pg_hba.conf: over the network the application role reaches its database and nothing else; the
+    superuser is refused there, though it still logs in inside the pod (the socket)."""
+    net = {"host": pg.host, "port": pg.port, "connect_timeout": 5}
+    with psycopg.connect(user=pg.app_user, password=pg.app_password, dbname=pg.app_db, **net) as conn:
+        assert conn.execute("select current_user").fetchone() == (pg.app_user,)
+    with pytest.raises(psycopg.OperationalError, match=r"no pg_hba\.conf entry"):
+        psycopg.connect(user="postgres", password=pg.superuser_password, dbname=pg.app_db, **net)
+    with pytest.raises(psycopg.OperationalError, match=r"no pg_hba\.conf entry"):
+        psycopg.connect(user=pg.app_user, password=pg.app_password, dbname="postgres", **net)
+    assert pg.psql("select current_user", superuser=True) == "postgres"  # the socket, inside the pod

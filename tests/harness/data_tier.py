@@ -43,6 +43,16 @@ from .servers import (
     wait_for,
 )
 
+# In the pod, 127.0.0.1 is the pod itself; on this machine every client connects from 127.0.0.1. The rendered
+# pg_hba.conf's in-pod loopback lines are moved to an address no client uses, so a client here is treated as the
+# pods' clients are (over the network), and the superuser, as in the pod, works through the socket only.
+POD_LOOPBACK = "127.0.0.3"
+
+
+def adapt_pg_hba(rendered: str) -> str:
+    return rendered.replace("127.0.0.1/32", f"{POD_LOOPBACK}/32")
+
+
 
 # ------------------------------------------------------------------------------------------- rendering
 @dataclass
@@ -326,7 +336,7 @@ class RenderedPostgres:
     def env(self, superuser: bool = False) -> dict[str, str]:
         return {
             "PATH": f"{PG_BIN}:/usr/bin:/bin",
-            "PGHOST": self.host,
+            "PGHOST": str(self.base) if superuser else self.host,  # the superuser: the socket, as in the pod
             "PGPORT": str(self.port),
             "PGUSER": "postgres" if superuser else self.app_user,
             "PGPASSWORD": self.superuser_password if superuser else self.app_password,
@@ -380,7 +390,7 @@ def postgres_rendered(
         data = base / "data"
         (base / "pwfile").write_text(superuser_password + "\n")
         (base / "postgresql.conf").write_text(adapt_postgresql_conf(postgresql_conf, port=port, socket_dir=base))
-        (base / "pg_hba.conf").write_text(pg_hba)
+        (base / "pg_hba.conf").write_text(adapt_pg_hba(pg_hba))
         # the init script reads the init SQL from the ConfigMap mount path; point it at the temp copy
         (base / "langflow-init.psql").write_text(init_psql)
         (base / "10-langflow.sh").write_text(
