@@ -53,7 +53,6 @@ def adapt_pg_hba(rendered: str) -> str:
     return rendered.replace("127.0.0.1/32", f"{POD_LOOPBACK}/32")
 
 
-
 # ------------------------------------------------------------------------------------------- rendering
 @dataclass
 class Rendered:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -17,6 +18,9 @@ from .paths import UMBRELLA, profile_file, tool
 
 SECRET_SPEC_LABEL = "langflow-platform.dev/secret-spec"
 SECRET_GENERATOR = UMBRELLA / "files" / "secret-generator.py"
+# one per test session: every render of this session gets the same generated values (as one cluster would keep
+# them), whichever Manifest object asks; a new session, new values
+GENERATOR_SEED = secrets.token_hex(16)
 
 
 class HelmError(RuntimeError):
@@ -96,7 +100,8 @@ class Manifest:
             )
             proc = subprocess.run(
                 [sys.executable, str(SECRET_GENERATOR), "--offline", *paths],
-                capture_output=True, text=True, timeout=60, env={"NAMESPACE": namespace or "default"},
+                capture_output=True, text=True, timeout=60,
+                env={"NAMESPACE": namespace or "default", "SEED": GENERATOR_SEED},
             )  # fmt: skip
         if proc.returncode != 0:
             raise HelmError(["python", str(SECRET_GENERATOR), "--offline"], proc.stderr)

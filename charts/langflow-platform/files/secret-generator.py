@@ -9,12 +9,14 @@ spec.json names the Secret and its keys: {"key", "length"} random alphanumeric, 
 - it exists: keys it lacks are added (templates filled from the values it already holds); no stored value changes.
 
 Standard library only (the Job runs in the worker image); talks to the API server with the pod's ServiceAccount.
-Usage: secret-generator.py [--offline SPEC.json ...]   (offline: print the Secrets as a JSON list, touch nothing)
+Usage: secret-generator.py [--offline SPEC.json ...]   (offline: print the Secrets as a JSON list, touch nothing;
+with SEED set, values derive from it, so the same specs always give the same Secrets)
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import secrets
@@ -31,7 +33,19 @@ ALPHABET = string.ascii_letters + string.digits
 MANAGED_BY = "langflow-platform.dev/generated-by"
 
 
-def generate(spec: dict[str, Any], have: dict[str, str]) -> dict[str, str]:
+def random_value(length: int, seed: str = "", label: str = "") -> str:
+    """`length` random alphanumerics; with a seed (offline, for tests) derived from it and `label` instead."""
+    if not seed:
+        return "".join(secrets.choice(ALPHABET) for _ in range(length))
+    out, counter = "", 0
+    while len(out) < length:
+        digest = hashlib.sha256(f"{seed}:{label}:{counter}".encode()).digest()
+        out += "".join(ALPHABET[b % len(ALPHABET)] for b in digest)
+        counter += 1
+    return out[:length]
+
+
+def generate(spec: dict[str, Any], have: dict[str, str], seed: str = "") -> dict[str, str]:
     """The values of the keys `have` lacks, given the values it holds (plain text, not base64)."""
     values = dict(have)
     for k in spec["keys"]:
@@ -40,7 +54,7 @@ def generate(spec: dict[str, Any], have: dict[str, str]) -> dict[str, str]:
         if "value" in k:
             values[k["key"]] = str(k["value"])
         elif "length" in k:
-            values[k["key"]] = "".join(secrets.choice(ALPHABET) for _ in range(int(k["length"])))
+            values[k["key"]] = random_value(int(k["length"]), seed, f"{spec['name']}/{k['key']}")
         else:
             raise ValueError(f"secret {spec['name']}: key {k['key']!r} has neither length, value nor template")
     for k in spec["keys"]:
@@ -116,8 +130,8 @@ def main(argv: list[str]) -> int:
         for path in argv[1:]:
             with open(path) as f:
                 specs.append(json.load(f))
-        namespace = os.environ.get("NAMESPACE", "default")
-        print(json.dumps([secret_object(s, namespace, generate(s, {})) for s in specs], indent=1))
+        namespace, seed = os.environ.get("NAMESPACE", "default"), os.environ.get("SEED", "")
+        print(json.dumps([secret_object(s, namespace, generate(s, {}, seed)) for s in specs], indent=1))
         return 0
     namespace = os.environ["NAMESPACE"]
     selector = os.environ["SPEC_SELECTOR"]
