@@ -160,7 +160,7 @@ def installation(
             pg = stack.enter_context(
                 servers.postgres(
                     user=urllib.parse.unquote(db.username or "langflow"),
-                    password_=urllib.parse.unquote(db.password or ""),
+                    password_=ide_env["PGPASSWORD"],  # libpq's: the URL carries no password
                     dbname=db.path.lstrip("/") or "langflow",
                 )
             )
