@@ -149,6 +149,15 @@ def run_step(
     return proc, time.monotonic() - t0
 
 
+def backup_scripts(render: Any, tmp_path: Path) -> Path:
+    """The rendered backup-scripts ConfigMap as files (what the pods mount at /scripts)."""
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    for name, text in render.configmaps[f"{R}-database-backup-scripts"].items():
+        (scripts / name).write_text(text)
+    return scripts
+
+
 def table_counts(pg: RenderedPostgres) -> dict[str, int]:
     tables = pg.psql("select tablename from pg_tables where schemaname = 'public' order by 1").split()
     return {t: int(pg.psql(f'select count(*) from "{t}"')) for t in tables}
@@ -167,10 +176,7 @@ def test_backup_restore_round_trip(tmp_path: Path) -> None:
     manifest = helm.Manifest([*render.manifest.objects, S3_SECRET], source=render.manifest.source)
     cm = render.configmaps[f"{R}-database-config"]
     secret = render.secrets[f"{R}-database-credentials"]
-    scripts = tmp_path / "scripts"
-    scripts.mkdir()
-    for name, text in render.configmaps[f"{R}-database-backup-scripts"].items():
-        (scripts / name).write_text(text)
+    scripts = backup_scripts(render, tmp_path)
     cron = manifest.get("CronJob", f"{R}-database-backup")
     job = manifest.get("Job", f"{R}-database-restore")
     cpod, jpod = pod_of(cron)["spec"]["template"]["spec"], pod_of(job)["spec"]["template"]["spec"]
@@ -311,10 +317,7 @@ def test_restore_runs_once_per_id(tmp_path: Path) -> None:
     base = [*render.manifest.objects, S3_SECRET]
     cm = render.configmaps[f"{R}-database-config"]
     secret = render.secrets[f"{R}-database-credentials"]
-    scripts = tmp_path / "scripts"
-    scripts.mkdir()
-    for name, text in render.configmaps[f"{R}-database-backup-scripts"].items():
-        (scripts / name).write_text(text)
+    scripts = backup_scripts(render, tmp_path)
     cron = render.manifest.get("CronJob", f"{R}-database-backup")
     cpod = pod_of(cron)["spec"]["template"]["spec"]
     manifest = helm.Manifest(base, source=render.manifest.source)

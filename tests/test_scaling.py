@@ -87,7 +87,8 @@ def prod_render(tmp_path_factory: pytest.TempPathFactory) -> tuple[helm_lib.Mani
 def broker(prod_render: tuple[helm_lib.Manifest, helm_lib.Manifest, Path]) -> Iterator[tuple[RabbitMQ, dict[str, str]]]:
     """A RabbitMQ node loaded with the broker chart's rendered definitions (quorum queue + DLQ + policy + user)."""
     full = prod_render[0]
-    secret = full.get("Secret", f"{RELEASE}-broker-credentials")
+    secret = full.secret(f"{RELEASE}-broker-credentials")  # as the secret generator Job makes it from its spec
+    assert secret, "prod renders no broker credentials (Secret or spec)"
     data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
     defs = json.loads(data["definitions.json"])
     assert any(q["arguments"].get("x-queue-type") == "quorum" for q in defs["queues"]), "no quorum queue rendered"

@@ -138,8 +138,15 @@ def test_service_accounts_least_privilege(kube: Cluster, namespace_factory: Call
 
 # ------------------------------------------------------------------------------------------------ drain
 def ready_nodes(kube: Cluster) -> list[str]:
+    """Schedulable nodes that take any pod: not the local cluster's tainted real node, which only pods tolerating
+    it use (the secret generator Job among them), so it is never cordoned here."""
     nodes = json.loads(kube.kubectl("get", "nodes", "-o", "json").stdout)["items"]
-    return sorted(n["metadata"]["name"] for n in nodes if not n["spec"].get("unschedulable"))
+    return sorted(
+        n["metadata"]["name"]
+        for n in nodes
+        if not n["spec"].get("unschedulable")
+        and not any(t.get("effect") == "NoSchedule" for t in n["spec"].get("taints") or [])
+    )
 
 
 def ready_pods(kube: Cluster, ns: str, selector: dict[str, str]) -> list[tuple[str, str]]:

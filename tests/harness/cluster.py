@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -120,9 +121,13 @@ class Cluster:
         secret generator Job on the real node: on a kwok node its pod would "complete" without running, and the
         release would have no Secrets. It comes right after the chart, so the caller's values still win."""
         out = list(args)
-        if self.kind == "local" and out[:1] in (["install"], ["upgrade"]) and str(UMBRELLA) in out:
-            at = out.index(str(UMBRELLA)) + 1
-            out[at:at] = ["-f", str(SECRET_GENERATOR_OVERLAY)]
+        if self.kind != "local" or out[:1] not in (["install"], ["upgrade"]):
+            return out
+        # the umbrella as a folder, a packaged archive or an OCI reference (oci://host/path/langflow-platform)
+        chart = re.compile(rf"^{re.escape(str(UMBRELLA))}$|(^|/)langflow-platform(-[0-9][^/]*\.tgz)?$")
+        at = next((i for i, a in enumerate(out) if chart.search(a)), None)
+        if at is not None:
+            out[at + 1 : at + 1] = ["-f", str(SECRET_GENERATOR_OVERLAY)]
         return out
 
     def api_client(self) -> Any:

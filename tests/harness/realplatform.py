@@ -67,13 +67,15 @@ def install(
         raise PlatformError(f"helm upgrade --install {release} (profile {profile}) failed: {exc}") from exc
 
 
-def render(cluster: Cluster, release: str, namespace: str, profile: str = "dev") -> str:
+def render(
+    cluster: Cluster, release: str, namespace: str, profile: str = "dev", set_values: dict[str, Any] | None = None
+) -> str:
     """What a GitOps renderer (Argo CD, Flux's post-renderers, `helm template | kubectl apply`) applies: the umbrella
     rendered offline (no lookup, hooks as plain objects; no `helm test` pods), with install's values files."""
     files = values_files(profile, cluster.kind)
     if cluster.kind == "local":
         files.append(SECRET_GENERATOR_OVERLAY)
-    args = ["template", release, str(UMBRELLA), "-n", namespace, "--skip-tests", *value_args(files)]
+    args = ["template", release, str(UMBRELLA), "-n", namespace, "--skip-tests", *value_args(files, set_values)]
     return helm_run(args, timeout=300)
 
 
