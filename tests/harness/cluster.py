@@ -117,11 +117,11 @@ class Cluster:
         return helm_lib.run([*self._placed(args), *ctx], timeout=timeout, env=self.env())
 
     def _placed(self, args: Sequence[str]) -> list[str]:
-        """On the local cluster, an install/upgrade of the umbrella also gets the harness overlay that runs the
-        secret generator Job on the real node: on a kwok node its pod would "complete" without running, and the
-        release would have no Secrets. It comes right after the chart, so the caller's values still win."""
+        """On the local cluster, an install, upgrade or template of the umbrella also gets the harness overlay that
+        runs the secret generator Job on the real node: on a kwok node its pod would "complete" without running,
+        and the release would have no Secrets. It comes right after the chart, so the caller's values still win."""
         out = list(args)
-        if self.kind != "local" or out[:1] not in (["install"], ["upgrade"]):
+        if self.kind != "local" or out[:1] not in (["install"], ["upgrade"], ["template"]):
             return out
         # the umbrella as a folder, a packaged archive or an OCI reference (oci://host/path/langflow-platform)
         chart = re.compile(rf"^{re.escape(str(UMBRELLA))}$|(^|/)langflow-platform(-[0-9][^/]*\.tgz)?$")

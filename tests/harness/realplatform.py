@@ -26,9 +26,8 @@ from typing import Any
 
 import yaml
 
-from .cluster import SECRET_GENERATOR_OVERLAY, Cluster
+from .cluster import Cluster
 from .daemons import pid_alive, stop_pid
-from .helm import run as helm_run
 from .helm import value_args
 from .node import node_overlay
 from .paths import UMBRELLA, profile_file
@@ -72,11 +71,8 @@ def render(
 ) -> str:
     """What a GitOps renderer (Argo CD, Flux's post-renderers, `helm template | kubectl apply`) applies: the umbrella
     rendered offline (no lookup, hooks as plain objects; no `helm test` pods), with install's values files."""
-    files = values_files(profile, cluster.kind)
-    if cluster.kind == "local":
-        files.append(SECRET_GENERATOR_OVERLAY)
-    args = ["template", release, str(UMBRELLA), "-n", namespace, "--skip-tests", *value_args(files, set_values)]
-    return helm_run(args, timeout=300)
+    args = ["template", release, str(UMBRELLA), "-n", namespace, "--skip-tests"]
+    return cluster.helm(*args, *value_args(values_files(profile, cluster.kind), set_values), timeout=300)
 
 
 def apply_and_wait(cluster: Cluster, namespace: str, text: str, *, timeout: float = 900) -> Release:

@@ -20,21 +20,29 @@
 {{- end -}}
 
 {{/* The host the backup/restore jobs connect to. */}}
+{{/* The external server (mode external): global.database.host/port, else database.external.host/port. */}}
+{{- define "langflow-database.externalHost" -}}
+{{- ((.Values.global).database).host | default .Values.external.host -}}
+{{- end -}}
+{{- define "langflow-database.externalPort" -}}
+{{- ((.Values.global).database).port | default .Values.external.port -}}
+{{- end -}}
+
 {{- define "langflow-database.backupHost" -}}
 {{- $v := .Values -}}
 {{- if $v.backup.host -}}{{ $v.backup.host }}
-{{- else if eq $v.mode "external" -}}{{ ((.Values.global).database).host | default $v.external.host }}
+{{- else if eq $v.mode "external" -}}{{ include "langflow-database.externalHost" . }}
 {{- else -}}{{ include "langflow-common.fullname" . }}{{- end -}}
 {{- end -}}
 
 {{- define "langflow-database.backupPort" -}}
-{{- if eq .Values.mode "external" -}}{{ ((.Values.global).database).port | default .Values.external.port }}{{- else -}}5432{{- end -}}
+{{- if eq .Values.mode "external" -}}{{ include "langflow-database.externalPort" . }}{{- else -}}5432{{- end -}}
 {{- end -}}
 
 {{/* Checks run by every mode. */}}
 {{- define "langflow-database.validate" -}}
 {{- if eq .Values.mode "external" -}}
-{{- include "langflow-common.validate.required" (dict "value" (((.Values.global).database).host | default .Values.external.host) "key" "database.external.host (or global.database.host)" "why" "mode external needs the server's DNS name") -}}
+{{- include "langflow-common.validate.required" (dict "value" (include "langflow-database.externalHost" .) "key" "database.external.host (or global.database.host)" "why" "mode external needs the server's DNS name") -}}
 {{- include "langflow-common.validate.required" (dict "value" (.Values.existingSecret | default ((.Values.global).database).existingSecret) "key" "global.database.existingSecret (or database.existingSecret)" "why" "mode external takes its credentials from an existing Secret (username/password)") -}}
 {{- end -}}
 {{- if .Values.backup.enabled -}}

@@ -66,6 +66,11 @@ def generate(spec: dict[str, Any], have: dict[str, str], seed: str = "") -> dict
     return {k: v for k, v in values.items() if k not in have}
 
 
+def encoded(data: dict[str, str]) -> dict[str, str]:
+    """A Secret's `data`: every value base64-encoded."""
+    return {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+
+
 def secret_object(spec: dict[str, Any], namespace: str, data: dict[str, str]) -> dict[str, Any]:
     labels = {**spec.get("labels", {}), MANAGED_BY: "secret-generator"}
     return {
@@ -73,7 +78,7 @@ def secret_object(spec: dict[str, Any], namespace: str, data: dict[str, str]) ->
         "kind": "Secret",
         "type": spec.get("type", "Opaque"),
         "metadata": {"name": spec["name"], "namespace": namespace, "labels": labels},
-        "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+        "data": encoded(data),
     }
 
 
@@ -119,8 +124,7 @@ def reconcile(api: Api, namespace: str, spec: dict[str, Any]) -> str:
     missing = generate(spec, have)
     if not missing:
         return f"kept Secret {name} (every key present; nothing changed)"
-    patch = {"data": {k: base64.b64encode(v.encode()).decode() for k, v in missing.items()}}
-    api.call("PATCH", f"{path}/{name}", patch, "application/merge-patch+json")
+    api.call("PATCH", f"{path}/{name}", {"data": encoded(missing)}, "application/merge-patch+json")
     return f"added keys {', '.join(sorted(missing))} to Secret {name} (the others kept)"
 
 
