@@ -358,11 +358,11 @@ def test_upgrade_from_previous_chart_version(
         )
     new_objects = release_objects(kube, ns)
     after = check_running(kube, ns, new_objects)
-    new_secrets = secrets_data(kube, ns, new_objects, generated_secret_names(kube, ns))
+    # every Secret of the previous version is still there (the generated ones now outside the release)
+    new_secrets = secrets_data(kube, ns, new_objects, sorted({*generated_secret_names(kube, ns), *old_secrets}))
     for name, data in old_secrets.items():
-        if name in new_secrets:
-            changed = [k for k in data if k in new_secrets[name] and new_secrets[name][k] != data[k]]
-            assert not changed, f"upgrade from {label} changed Secret {name} keys {changed}"
+        changed = [k for k in data if new_secrets[name].get(k) != data[k]]
+        assert not changed, f"upgrade from {label} changed or dropped Secret {name} keys {changed}"
     for name, uid in before["statefulsets"].items():
         if name in after["statefulsets"]:
             assert after["statefulsets"][name] == uid, f"upgrade from {label} recreated StatefulSet {name}"

@@ -82,6 +82,7 @@ class Cluster:
     kubeconfig: Path
     workdir: Path | None = None
     context: str = ""
+    _generator_charts: dict[str, bool] = field(default_factory=dict, repr=False)
 
     def env(self, **extra: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -126,9 +127,29 @@ class Cluster:
         # the umbrella as a folder, a packaged archive or an OCI reference (oci://host/path/langflow-platform)
         chart = re.compile(rf"^{re.escape(str(UMBRELLA))}$|(^|/)langflow-platform(-[0-9][^/]*\.tgz)?$")
         at = next((i for i, a in enumerate(out) if chart.search(a)), None)
-        if at is not None:
+        if at is not None and self._has_secret_generator(out[at], self._chart_flags(out)):
             out[at + 1 : at + 1] = ["-f", str(SECRET_GENERATOR_OVERLAY)]
         return out
+
+    @staticmethod
+    def _chart_flags(args: Sequence[str]) -> list[str]:
+        """The flags of a helm call that pick the chart itself (`--version X`, `--plain-http`)."""
+        flags: list[str] = []
+        for i, a in enumerate(args):
+            if a == "--plain-http" or a.startswith("--version="):
+                flags.append(a)
+            elif a == "--version" and i + 1 < len(args):
+                flags += [a, args[i + 1]]
+        return flags
+
+    def _has_secret_generator(self, chart: str, flags: Sequence[str]) -> bool:
+        """Whether this umbrella (a folder, archive or OCI reference) declares `secretGenerator`: a chart version
+        from before the generator rejects the overlay's key (its schema is closed), and needs none."""
+        key = " ".join([chart, *flags])
+        if key not in self._generator_charts:
+            values = yaml.safe_load(helm_lib.run(["show", "values", chart, *flags], env=self.env())) or {}
+            self._generator_charts[key] = "secretGenerator" in values
+        return self._generator_charts[key]
 
     def api_client(self) -> Any:
         """A kubernetes.client.ApiClient for this cluster (a new one per call: clients are not thread-safe)."""
