@@ -5,7 +5,8 @@ manifests (each test lists every violation as "profile: Kind/name container: rea
   NET_BIND_SERVICE), seccomp RuntimeDefault, no host namespaces/paths/ports, read-only root filesystem with
   the paths the process writes (HOME, TMPDIR, LANGFLOW_CONFIG_DIR, PGDATA, /tmp for Langflow) on writable mounts,
   every emptyDir bounded by a sizeLimit;
-- requests and limits (cpu, memory) on every container; readiness and liveness probes on long-running ones;
+- requests and limits (cpu, memory, ephemeral-storage) on every container, the ephemeral-storage limits of a
+  pod's containers covering its disk-backed emptyDirs; readiness and liveness probes on long-running ones;
 - PodDisruptionBudgets for every workload that may run 2+ replicas (IDE, runtime, HA data), keeping at least
   50 % of the IDE and runtime;
 - selector labels on pod templates; no `latest` (or untagged) image;
@@ -164,8 +165,7 @@ def check_writable_paths_are_explicit_mounts(manifest: helm.Manifest) -> list[st
 
 def check_emptydirs_have_size_limits(manifest: helm.Manifest) -> list[str]:
     """With read-only root filesystems, emptyDirs are a pod's only scratch space: each one is bounded, so the
-    node's ephemeral storage cannot be filled by one pod (this is why kube-score's ephemeral-storage finding is
-    suppressed in tests/scanner-skips.yaml)."""
+    node's ephemeral storage cannot be filled by one pod."""
     bad: list[str] = []
     for w in manifest.workloads():
         for v in pod_spec(w).get("volumes") or []:
@@ -177,13 +177,40 @@ def check_emptydirs_have_size_limits(manifest: helm.Manifest) -> list[str]:
 # --- resources, probes, PDBs -----------------------------------------------------------------------------------
 
 
+def check_ephemeral_storage_covers_emptydirs(manifest: helm.Manifest) -> list[str]:
+    """The kubelet evicts a pod whose emptyDirs and logs pass the sum of its containers' ephemeral-storage
+    limits: that sum must cover the disk-backed emptyDirs' sizeLimits, or a volume is cut short of its own limit."""
+    from kubernetes.utils import parse_quantity
+
+    bad: list[str] = []
+    for w in manifest.workloads():
+        spec = pod_spec(w)
+        dirs = [
+            v for v in spec.get("volumes") or [] if "emptyDir" in v and (v["emptyDir"] or {}).get("medium") != "Memory"
+        ]
+        if not dirs:
+            continue
+        unbounded = [v["name"] for v in dirs if not (v["emptyDir"] or {}).get("sizeLimit")]
+        volumes = sum(parse_quantity(v["emptyDir"]["sizeLimit"]) for v in dirs if v["name"] not in unbounded)
+        limits = sum(
+            parse_quantity(((c.get("resources") or {}).get("limits") or {}).get("ephemeral-storage", 0))
+            for _, c in containers(spec, init=False)
+        )
+        if unbounded or volumes > limits:
+            sizes = ", ".join(f"{v['name']}={(v['emptyDir'] or {}).get('sizeLimit', 'unbounded')}" for v in dirs)
+            bad.append(
+                where(manifest, w, f"emptyDirs {sizes} exceed the containers' ephemeral-storage limits ({limits})")
+            )
+    return bad
+
+
 def check_resources_requests_and_limits(manifest: helm.Manifest) -> list[str]:
     bad: list[str] = []
     for w in manifest.workloads():
         for kind, c in containers(pod_spec(w)):
             r = c.get("resources") or {}
             for section in ("requests", "limits"):
-                for res in ("cpu", "memory"):
+                for res in ("cpu", "memory", "ephemeral-storage"):
                     if not (r.get(section) or {}).get(res):
                         bad.append(where(manifest, w, f"{kind} {c['name']}: no {section}.{res}"))
     for cluster in manifest.of_kind("Cluster"):  # CloudNativePG: the operator makes the pods from spec.resources
@@ -455,6 +482,10 @@ CHECKS = {
     ),
     "emptydirs_have_size_limits": (check_emptydirs_have_size_limits, "unbounded emptyDir volumes"),
     "resources_requests_and_limits": (check_resources_requests_and_limits, "containers without requests and limits"),
+    "ephemeral_storage_covers_emptydirs": (
+        check_ephemeral_storage_covers_emptydirs,
+        "pods the kubelet would evict before their volumes are full",
+    ),
     "probes_on_long_running_containers": (
         check_probes_on_long_running_containers,
         "long-running containers without probes",

@@ -3,11 +3,13 @@ scaling behaviour block, probes, env wiring through the connections helper, writ
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
 import sys
 import threading
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -299,7 +301,12 @@ def test_rabbitmq_trigger(rendered_profiles: dict[str, helm.Manifest]) -> None:
         "activationValue": "0",
     }
     auth = m.get("TriggerAuthentication", "lf-runtime")["spec"]
-    assert auth["secretTargetRef"] == [{"parameter": "host", "name": "lf-broker-credentials", "key": "amqp-url"}]
+    (ref,) = auth["secretTargetRef"]
+    assert ref["parameter"] == "host" and ref["name"] == "lf-broker-credentials"
+    # KEDA dials as the broker's monitoring user, not as the application's
+    data = {k: base64.b64decode(v).decode() for k, v in m.secret(ref["name"])["data"].items()}
+    user = urllib.parse.urlsplit(data[ref["key"]]).username
+    assert user == data["monitoring-username"] != data["username"], f"KEDA's {ref['key']} dials as {user}"
 
 
 def test_redis_trigger(rendered_profiles: dict[str, helm.Manifest]) -> None:

@@ -268,16 +268,15 @@ def test_broker_secret_urls_share_one_password() -> None:
     assert_kept_secret(s)
     d = secret_data(s)
     assert {"username", "password", "erlang-cookie", "amqp-url", "management-url", "definitions.json"} <= set(d)
-    for key, port in (("amqp-url", 5672), ("management-url", 15672)):
+    # each user's name and password, as the Secret's keys give them ("" = the application's)
+    users = {d[f"{p}username"]: d[f"{p}password"] for p in ("", "monitoring-", "admin-")}
+    assert len(users) == 3, "the application, KEDA and the administrator share a user"
+    for key, port in (("amqp-url", 5672), ("monitoring-amqp-url", 5672), ("management-url", 15672)):
         u = urllib.parse.urlsplit(d[key])
-        assert (u.username, u.password, u.hostname, u.port) == (
-            d["username"],
-            d["password"],
-            f"{R}-broker.{NS}.svc.cluster.local",
-            port,
-        )
+        assert u.username in users and u.password == users[u.username], f"{key}: another password than its user's"
+        assert (u.hostname, u.port) == (f"{R}-broker.{NS}.svc.cluster.local", port)
     defs = json.loads(d["definitions.json"])
-    assert defs["users"][0] == {"name": d["username"], "password": d["password"], "tags": "administrator"}
+    assert {u["name"]: u["password"] for u in defs["users"]} == users, "the definitions' users differ from the Secret"
 
 
 def test_broker_definitions_follow_global_queue_names() -> None:

@@ -10,8 +10,10 @@ What runs:
   broker from the host, where the in-cluster name `lf-broker.<ns>.svc` does not resolve. The release is
   installed with `global.broker.existingSecret` naming a Secret the harness creates with the same keys the
   broker chart's Secret has, whose `amqp-url` points at 127.0.0.1:<port> (the in-cluster RabbitMQ
-  StatefulSet still renders and runs under kwok, unused). The ScaledObject is identical to the plain prod
-  render (checked below);
+  StatefulSet still renders and runs under kwok, unused). Time override, said plainly too: the scale-down
+  stabilization window is cut from prod's 300 s (asserted at render in test_render_app) to SCALE_DOWN_WINDOW_S, so
+  the run takes four minutes less; the test measures the scale-in against the window the ScaledObject carries.
+  Apart from those two fields the ScaledObject is identical to the plain prod render (checked below);
 - one real worker process (`python -m langflow_worker`, sleep executor, fixed rate) per Ready runtime pod,
   following the pods as the HPA adds and removes them;
 - a bounded step-profile publisher: idle, then a burst at twice the capacity of 10 workers, then idle.
@@ -22,10 +24,12 @@ The timeline (queue depth, desired/current/ready replicas, HPA events) goes to r
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import math
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -66,6 +70,10 @@ HPA_SYNC_S = 15.0  # kube-controller-manager --horizontal-pod-autoscaler-sync-pe
 SAMPLE_SLACK_S = 2.0  # sampling interval + API latency of the recorder
 # the only change to the prod profile: the broker Secret the runtime (and its TriggerAuthentication) reads
 BROKER_OVERRIDE = {"global": {"broker": {"existingSecret": LOOPBACK_SECRET}}}
+SCALE_DOWN_WINDOW_S = 60  # prod keeps 300 s; the window's length changes what the test waits, not what it checks
+WINDOW_OVERRIDE = {
+    "runtime": {"keda": {"behavior": {"scaleDown": {"stabilizationWindowSeconds": SCALE_DOWN_WINDOW_S}}}}
+}
 
 
 def _objects(manifest: helm_lib.Manifest, kinds: tuple[str, ...]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -74,10 +82,11 @@ def _objects(manifest: helm_lib.Manifest, kinds: tuple[str, ...]) -> dict[tuple[
 
 @pytest.fixture(scope="module")
 def prod_render(tmp_path_factory: pytest.TempPathFactory) -> tuple[helm_lib.Manifest, helm_lib.Manifest, Path]:
-    """(prod render, prod render with the loopback broker Secret, the override values file)."""
+    """(prod render, prod render with the loopback broker Secret and the short scale-down window, that override's
+    values file)."""
     tmp = tmp_path_factory.mktemp("scaling-values")
     override = tmp / "broker-loopback.yaml"
-    override.write_text(yaml.safe_dump(BROKER_OVERRIDE))
+    override.write_text(yaml.safe_dump({**BROKER_OVERRIDE, **WINDOW_OVERRIDE}))
     full = helm_lib.render_profile("prod")
     only = helm_lib.render_profile("prod", values=[override])
     return full, only, override
@@ -96,9 +105,23 @@ def broker(prod_render: tuple[helm_lib.Manifest, helm_lib.Manifest, Path]) -> It
         definitions=data["definitions.json"],
         user=data["username"],
         password_=data["password"],
+        admin=(data["admin-username"], data["admin-password"]),
         config="collect_statistics_interval = 1000",  # unacked counts from the management API, sampled each second
     ) as node:
         yield node, data
+
+
+def on_loopback(url: str, node: RabbitMQ) -> str:
+    """A URL of the rendered broker Secret, pointed at the loopback node (AMQP or management port by scheme)."""
+    u = urllib.parse.urlsplit(url)
+    port = node.amqp_port if u.scheme == "amqp" else node.management_port
+    return u._replace(netloc=f"{u.username}:{u.password}@127.0.0.1:{port}").geturl()
+
+
+def loopback_secret(ns: str, creds: dict[str, str], node: RabbitMQ) -> dict[str, Any]:
+    """The rendered broker Secret (every key, each user's credentials) with its URLs on the loopback node."""
+    data = {k: on_loopback(v, node) if k.endswith("-url") else v for k, v in creds.items()}
+    return _secret(ns, **data)
 
 
 def declare_results_queue(url: str) -> None:
@@ -153,11 +176,16 @@ def test_runtime_scales_on_queue_depth_per_policy(
     full, only, override = prod_render
     node, creds = broker
 
-    # the override changes the broker Secret's name only: the ScaledObject is prod's
+    # the override changes the broker Secret's name and the scale-down window only: else the ScaledObject is prod's
     kinds = ("ScaledObject", "TriggerAuthentication", "StatefulSet")
     full_objs, only_objs = _objects(full, kinds), _objects(only, kinds)
     so = only_objs[("ScaledObject", f"{RELEASE}-runtime")]
-    assert so == full_objs[("ScaledObject", f"{RELEASE}-runtime")], "ScaledObject differs from the prod render"
+    prod_so = copy.deepcopy(full_objs[("ScaledObject", f"{RELEASE}-runtime")])
+    prod_down = prod_so["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]
+    assert prod_down["stabilizationWindowSeconds"] > SCALE_DOWN_WINDOW_S, "prod's window is not the longer one"
+    prod_window = float(prod_down["stabilizationWindowSeconds"])
+    prod_down["stabilizationWindowSeconds"] = SCALE_DOWN_WINDOW_S
+    assert so == prod_so, "ScaledObject differs from the prod render in more than the scale-down window"
     trigger = rabbitmq_trigger(so)
     spec = so["spec"]
     min_r, max_r = int(spec["minReplicaCount"]), int(spec["maxReplicaCount"])
@@ -177,19 +205,8 @@ def test_runtime_scales_on_queue_depth_per_policy(
 
     ns = namespace_factory("scaling")
     # the broker Secret with the host override (see the module docstring)
-    loopback_url = f"amqp://{creds['username']}:{creds['password']}@127.0.0.1:{node.amqp_port}/%2F"
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": LOOPBACK_SECRET, "namespace": ns},
-        "stringData": {
-            "username": creds["username"],
-            "password": creds["password"],
-            "amqp-url": loopback_url,
-            "management-url": f"http://{creds['username']}:{creds['password']}@127.0.0.1:{node.management_port}/%2F",
-        },
-    }
-    kube.apply([secret])
+    kube.apply([loopback_secret(ns, creds, node)])
+    loopback_url = on_loopback(creds["amqp-url"], node)
     kube.helm("install", RELEASE, str(UMBRELLA), "-n", ns, "-f", str(profile_file("prod")), "-f", str(override),
               "--wait", "--timeout", "5m", timeout=400)  # fmt: skip
 
@@ -337,7 +354,8 @@ def test_runtime_scales_on_queue_depth_per_policy(
         ],
         "notes": (
             "local control plane + kwok; KEDA operator/adapter and one worker process per Ready pod on the host; "
-            "broker Secret host overridden to 127.0.0.1; HPA sync period 15 s"
+            "broker Secret host overridden to 127.0.0.1; scale-down stabilization window shortened from prod's "
+            f"{prod_window:.0f} s to {window:.0f} s; HPA sync period 15 s"
         ),
     }
     json_path, png_path = write_report(report, samples)
@@ -412,8 +430,8 @@ def test_scale_to_zero_profile_wakes_on_first_job_and_sleeps_after_cooldown(
     rendered = helm_lib.render_profile("scale-to-zero").get("ScaledObject", f"{RELEASE}-runtime")["spec"]
     assert rendered["minReplicaCount"] == 0 and rendered["cooldownPeriod"] >= cooldown
     ns = namespace_factory("scale-to-zero")
-    url = f"amqp://{creds['username']}:{creds['password']}@127.0.0.1:{node.amqp_port}/%2F"
-    kube.apply([_secret(ns, username=creds["username"], password=creds["password"], **{"amqp-url": url})])
+    url = on_loopback(creds["amqp-url"], node)
+    kube.apply([loopback_secret(ns, creds, node)])
     declare_results_queue(url)
     manifest = _install(
         kube, ns, "scale-to-zero", {**BROKER_OVERRIDE, "runtime": {"keda": {"cooldownPeriod": cooldown}}}, tmp_path
@@ -542,8 +560,8 @@ def test_cpu_trigger_scales_runtime_on_emulated_usage(
 
     node, creds = broker
     ns = namespace_factory("cpu")
-    url = f"amqp://{creds['username']}:{creds['password']}@127.0.0.1:{node.amqp_port}/%2F"
-    kube.apply([_secret(ns, username=creds["username"], password=creds["password"], **{"amqp-url": url})])
+    url = on_loopback(creds["amqp-url"], node)
+    kube.apply([loopback_secret(ns, creds, node)])
     manifest = _install(kube, ns, "prod", BROKER_OVERRIDE, tmp_path)
     so = manifest.get("ScaledObject", f"{RELEASE}-runtime")
     cpu = next(t for t in so["spec"]["triggers"] if t["type"] == "cpu")

@@ -16,17 +16,19 @@ import subprocess
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pika
 import pytest
-from pika.exceptions import AMQPError
+import requests
+from pika.exceptions import AMQPError, ChannelClosedByBroker, ConnectionClosedByBroker, ProbableAccessDeniedError
 
 from tests.harness import sandbox
 from tests.harness.data_tier import RabbitCluster, rabbitmq_cluster, rendered_data
 from tests.harness.langflow import resolve_env
-from tests.harness.servers import RABBITMQ_BIN, free_port, wait_for
+from tests.harness.servers import RABBITMQ_BIN, RabbitMQ, free_port, wait_for
 
 RECONCILIATION = "quorum_queue.continuous_membership_reconciliation"  # 3.13+ keys
 
@@ -49,9 +51,7 @@ def rendered() -> dict[str, str]:
         "enabled_plugins": cm["enabled_plugins"],
         "definitions.json": secret["definitions.json"],
         "erlang-cookie": secret["erlang-cookie"],
-        "username": secret["username"],
-        "password": secret["password"],
-        "amqp-url": secret["amqp-url"],
+        **{k: secret[k] for k in secret if k.endswith(("username", "password", "-url"))},
     }
 
 
@@ -64,6 +64,7 @@ def cluster(rendered: dict[str, str]):  # type: ignore[no-untyped-def]
         cookie=rendered["erlang-cookie"],
         user=rendered["username"],
         password_=rendered["password"],
+        admin=(rendered["admin-username"], rendered["admin-password"]),
         size=3,
     ) as c:
         yield c
@@ -89,6 +90,91 @@ def test_rendered_urls_carry_the_generated_password(rendered: dict[str, str]) ->
     assert url.username == rendered["username"] and url.password == rendered["password"]
     assert url.hostname == f"{RELEASE}-broker.langflow.svc.cluster.local" and url.port == 5672
     assert len(rendered["erlang-cookie"]) >= 32
+
+
+def _as(rendered: dict[str, str], user: str, node: RabbitMQ, vhost: str = VHOST) -> pika.BlockingConnection:
+    """An AMQP connection to `node` as one of the rendered users ("" = the application's, or "monitoring", "admin")."""
+    prefix = f"{user}-" if user else ""
+    name, pw = rendered[f"{prefix}username"], rendered[f"{prefix}password"]
+    url = f"amqp://{name}:{pw}@127.0.0.1:{node.amqp_port}/{urllib.parse.quote(vhost, safe='')}"
+    return pika.BlockingConnection(pika.URLParameters(url))
+
+
+def _http(rendered: dict[str, str], user: str, node: RabbitMQ, method: str, path: str, **kw: Any) -> int:
+    """The management API's status for `method path` as one of the rendered users."""
+    prefix = f"{user}-" if user else ""
+    auth = (rendered[f"{prefix}username"], rendered[f"{prefix}password"])
+    url = f"http://127.0.0.1:{node.management_port}/api/{path}"
+    return requests.request(method, url, auth=auth, timeout=10, **kw).status_code
+
+
+def _refused(action: Callable[[], object]) -> str:
+    """Run an AMQP action that the broker must refuse; returns the refusal (ACCESS_REFUSED / 403)."""
+    with pytest.raises((ChannelClosedByBroker, ProbableAccessDeniedError, ConnectionClosedByBroker)) as exc:
+        action()
+    return str(exc.value)
+
+
+@pytest.mark.timeout(240)
+def test_each_broker_user_has_only_its_rights(cluster: RabbitCluster, rendered: dict[str, str]) -> None:
+    """The three users of the rendered definitions on the real broker: the application's (no tags, its vhost only)
+    publishes and consumes but has no management API; KEDA's (monitoring) reads the queue depth over AMQP and the
+    API and can neither publish, consume nor change anything; the administrator can. Their URLs in the Secret
+    name the user each one is for."""
+    defs = json.loads(rendered["definitions.json"])
+    queue = defs["queues"][0]["name"]
+    node = cluster.nodes[0]
+    quoted = urllib.parse.quote(queue, safe="")
+    vh = urllib.parse.quote(VHOST, safe="")
+    for key, user in (("amqp-url", ""), ("monitoring-amqp-url", "monitoring"), ("management-url", "monitoring")):
+        prefix = f"{user}-" if user else ""
+        assert urllib.parse.urlsplit(rendered[key]).username == rendered[f"{prefix}username"], key
+    assert len({rendered["username"], rendered["monitoring-username"], rendered["admin-username"]}) == 3
+
+    # the application: publish and consume on its vhost
+    app = _as(rendered, "", node)
+    ch = app.channel()
+    ch.confirm_delivery()
+    ch.basic_publish("", queue, b"rights-check", pika.BasicProperties(delivery_mode=2))
+    got = wait_for(lambda: ch.basic_get(queue, auto_ack=True)[2], 30, "the application user to consume")
+    assert got == b"rights-check"
+    app.close()
+    assert _http(rendered, "", node, "GET", "overview") == 401, "the application user logs into the management API"
+
+    # an operator's second vhost: the application user has no rights there
+    other = "lfp-rights-check"
+    assert _http(rendered, "admin", node, "PUT", f"vhosts/{other}") in (201, 204)
+    try:
+        probe = {"password": "x", "tags": ""}
+        made = _http(rendered, "admin", node, "PUT", "users/lfp-rights-probe", json=probe)
+        assert made in (201, 204), f"the administrator cannot create a user ({made})"
+        assert _http(rendered, "admin", node, "DELETE", "users/lfp-rights-probe") == 204
+        refused = _refused(lambda: _as(rendered, "", node, vhost=other))
+        print(f"\napplication user on vhost {other}: {refused}")
+        assert _http(rendered, "monitoring", node, "PUT", f"vhosts/{other}-2") == 401, "KEDA's user makes a vhost"
+    finally:
+        _http(rendered, "admin", node, "DELETE", f"vhosts/{other}")
+
+    # KEDA's user: the queue depth, as its rabbitmq trigger reads it (passive declare; or the management API)
+    keda = _as(rendered, "monitoring", node)
+    depth = keda.channel().queue_declare(queue, passive=True).method.message_count
+    assert isinstance(depth, int)
+    assert _http(rendered, "monitoring", node, "GET", f"queues/{vh}/{quoted}") == 200
+    print(f"KEDA's user: passive declare of {queue} -> {depth} messages; management API queue view 200")
+    refusals = {
+        "publish": _refused(lambda: _confirmed_publish(keda.channel(), queue)),
+        "consume": _refused(lambda: keda.channel().basic_get(queue)),
+        "declare": _refused(lambda: keda.channel().queue_declare("lfp-rights-queue", durable=True)),
+    }
+    for what, why in refusals.items():
+        assert "ACCESS_REFUSED" in why or "403" in why, f"KEDA's user may {what}: {why}"
+    keda.close()
+
+
+def _confirmed_publish(ch: Any, queue: str) -> None:
+    ch.confirm_delivery()
+    ch.basic_publish("", queue, b"must-be-refused", pika.BasicProperties(delivery_mode=2))
+    ch.basic_get(queue)  # a round trip, so the broker's channel error arrives
 
 
 @pytest.mark.timeout(420)

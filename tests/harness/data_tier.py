@@ -137,11 +137,13 @@ def rabbitmq_cluster(
     cookie: str,
     user: str,
     password_: str,
+    admin: tuple[str, str] | None = None,
     size: int = 3,
     start_timeout: float = 180,
 ) -> Iterator[RabbitCluster]:
     """`size` RabbitMQ nodes from the rendered files, started one after the other (node 1 forms the cluster,
-    the others find it through classic_config and join). Node names rabbit-<i>-<port>@localhost."""
+    the others find it through classic_config and join). Node names rabbit-<i>-<port>@localhost. `user` is the
+    definitions' user AMQP clients connect as, `admin` the one the harness calls the management API as."""
     epmd = free_port()
     ports = [(free_port(), free_port(), free_port(), free_port()) for _ in range(size)]
     names = [f"rabbit-{i + 1}-{ports[i][0]}@localhost" for i in range(size)]
@@ -173,7 +175,7 @@ def rabbitmq_cluster(
                     user="rabbitmq",
                     cwd=base,
                 )
-                node = RabbitMQ(names[i], amqp, mgmt, prom, dist, user, password_, base, env, proc)
+                node = RabbitMQ(names[i], amqp, mgmt, prom, dist, user, password_, base, env, proc, admin=admin)
                 nodes.append(node)
                 try:
                     wait_for(

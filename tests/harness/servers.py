@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -37,11 +39,30 @@ class ServerDied(ServerError):
     """The server process exited while it was expected to run."""
 
 
+# Ports handed to servers come from below the kernel's ephemeral range (32768-60999, where outgoing connections
+# get their source ports) and below Kubernetes' NodePort range (30000-32767): a server that binds its port late
+# (Langflow) can then not lose it to another server's connection, so servers may start side by side. Each port
+# is handed out once per session.
+PORT_RANGE = (20000, 29999)
+_handed_out: set[int] = set()
+_ports = threading.Lock()
+
+
 def free_port() -> int:
-    """A TCP port free on loopback right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
+    """A TCP port free on loopback right now, never handed out before in this session."""
+    with _ports:
+        for _ in range(200):
+            port = random.randint(*PORT_RANGE)
+            if port in _handed_out:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind((LOOPBACK, port))
+                except OSError:
+                    continue
+            _handed_out.add(port)
+            return port
+    raise ServerError(f"no free port in {PORT_RANGE} after 200 tries")
 
 
 def wait_for(check: Callable[[], T], timeout: float, what: str, interval: float = 0.25) -> T:
@@ -170,6 +191,8 @@ class RabbitMQ:
     process: Process
     vhost: str = "/"
     host: str = LOOPBACK
+    # who calls the management API, when not `user` (the broker chart's application user has no tags)
+    admin: tuple[str, str] | None = None
 
     @property
     def url(self) -> str:
@@ -205,7 +228,7 @@ class RabbitMQ:
 
         r = requests.get(
             f"http://{self.host}:{self.management_port}/api/{path.lstrip('/')}",
-            auth=(self.user, self.password),
+            auth=self.admin or (self.user, self.password),
             timeout=10,
         )
         r.raise_for_status()
@@ -258,13 +281,15 @@ def rabbitmq(
     plugins: Sequence[str] = ("rabbitmq_management", "rabbitmq_prometheus"),
     user: str = "langflow",
     password_: str | None = None,
+    admin: tuple[str, str] | None = None,
     cookie: str | None = None,
     start_timeout: float = 120,
 ) -> Iterator[RabbitMQ]:
     """A RabbitMQ node with the management and Prometheus plugins on free loopback ports.
 
     `config` is rabbitmq.conf text (e.g. rendered by the broker chart); the harness appends the ports, the
-    default user and, when `definitions` (definitions.json text) is given, `load_definitions`. Settings that
+    default user and, when `definitions` (definitions.json text) is given, `load_definitions` (then `user` is one
+    of its users, and `admin`, when given, the one the harness calls the management API as). Settings that
     cannot work outside Kubernetes (k8s peer discovery) must be removed by the caller and said so.
     """
     pw = password_ or password()
@@ -297,7 +322,7 @@ def rabbitmq(
         proc = spawn(
             "rabbitmq", [str(RABBITMQ_BIN / "rabbitmq-server")], base / "server.log", env=env, user="rabbitmq", cwd=base
         )
-        node = RabbitMQ(nodename, amqp, mgmt, prom, dist, user, pw, base, env, proc)
+        node = RabbitMQ(nodename, amqp, mgmt, prom, dist, user, pw, base, env, proc, admin=admin)
         try:
             try:
                 wait_for(

@@ -42,6 +42,12 @@
 {{- if and (eq .Values.mode "redis") (lt (int .Values.redis.sentinel.replicas) (int .Values.redis.sentinel.quorum)) -}}
 {{- fail "broker.redis.sentinel.quorum must not be greater than broker.redis.sentinel.replicas" -}}
 {{- end -}}
+{{- if eq .Values.mode "rabbitmq" -}}
+{{- $names := list (include "langflow-broker.username" .) .Values.rabbitmq.users.monitoring.username .Values.rabbitmq.users.admin.username -}}
+{{- if ne (len (uniq $names)) 3 -}}
+{{- fail (printf "global.broker.user, broker.rabbitmq.users.monitoring.username and broker.rabbitmq.users.admin.username must be three different users (got %s): each has its own rights" (join ", " $names)) -}}
+{{- end -}}
+{{- end -}}
 {{- if and (eq .Values.mode "external") (ne $type "sqs") (not ((.Values.global).broker).existingSecret) -}}
 {{- fail "global.broker.existingSecret is required when broker.mode is external (rabbitmq/redis): the apps read username/password/URLs from it" -}}
 {{- end -}}

@@ -6,7 +6,9 @@ spec.json names the Secret and its keys: {"key", "length"} random alphanumeric, 
 "template"} text in which @@other-key@@ stands for another key's value. For each spec:
 
 - the Secret is missing: it is created with every key;
-- it exists: keys it lacks are added (templates filled from the values it already holds); no stored value changes.
+- it exists: keys it lacks are added; a stored random or fixed value never changes. Template keys (URLs, the
+  broker's definitions) are derived: they are filled from the values the Secret holds each time, so a chart version
+  that adds a user or changes a URL updates them, from the same passwords (as the charts' helm mode does).
 
 Standard library only (the Job runs in the worker image); talks to the API server with the pod's ServiceAccount.
 Usage: secret-generator.py [--offline SPEC.json ...]   (offline: print the Secrets as a JSON list, touch nothing;
@@ -46,7 +48,8 @@ def random_value(length: int, seed: str = "", label: str = "") -> str:
 
 
 def generate(spec: dict[str, Any], have: dict[str, str], seed: str = "") -> dict[str, str]:
-    """The values of the keys `have` lacks, given the values it holds (plain text, not base64)."""
+    """The keys to write, given the values the Secret holds (plain text, not base64): those it lacks, and the
+    template keys whose text, filled from the held and new values, differs from what it holds."""
     values = dict(have)
     for k in spec["keys"]:
         if k["key"] in values or "template" in k:
@@ -57,13 +60,14 @@ def generate(spec: dict[str, Any], have: dict[str, str], seed: str = "") -> dict
             values[k["key"]] = random_value(int(k["length"]), seed, f"{spec['name']}/{k['key']}")
         else:
             raise ValueError(f"secret {spec['name']}: key {k['key']!r} has neither length, value nor template")
+    plain = dict(values)  # templates refer to random and fixed keys only
     for k in spec["keys"]:
-        if "template" in k and k["key"] not in values:
+        if "template" in k:
             text = k["template"]
-            for name, value in values.items():
+            for name, value in plain.items():
                 text = text.replace(f"@@{name}@@", value)
             values[k["key"]] = text
-    return {k: v for k, v in values.items() if k not in have}
+    return {k: v for k, v in values.items() if have.get(k) != v}
 
 
 def encoded(data: dict[str, str]) -> dict[str, str]:
@@ -121,11 +125,21 @@ def reconcile(api: Api, namespace: str, spec: dict[str, Any]) -> str:
                 raise
             have_b64 = api.call("GET", f"{path}/{name}").get("data") or {}
     have = {k: base64.b64decode(v).decode() for k, v in have_b64.items()}
-    missing = generate(spec, have)
-    if not missing:
+    changes = generate(spec, have)
+    if not changes:
         return f"kept Secret {name} (every key present; nothing changed)"
-    api.call("PATCH", f"{path}/{name}", {"data": encoded(missing)}, "application/merge-patch+json")
-    return f"added keys {', '.join(sorted(missing))} to Secret {name} (the others kept)"
+    api.call("PATCH", f"{path}/{name}", {"data": encoded(changes)}, "application/merge-patch+json")
+    added = sorted(k for k in changes if k not in have)
+    derived = sorted(k for k in changes if k in have)
+    what = "; ".join(
+        part
+        for part in (
+            f"added keys {', '.join(added)}" if added else "",
+            f"re-derived keys {', '.join(derived)} from the stored values" if derived else "",
+        )
+        if part
+    )
+    return f"{what} in Secret {name} (the stored passwords kept)"
 
 
 def main(argv: list[str]) -> int:
