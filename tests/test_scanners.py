@@ -212,3 +212,24 @@ def test_checkov_skip_annotations_have_reasons(rendered_profiles: dict[str, helm
                     if CHECKOV_SKIP_ANNOTATION.match(key) and not re.fullmatch(r"CKV2?_K8S_\d+=\S.{9,}", str(value)):
                         bad.append(f"profile {name}: {obj['kind']}/{obj['metadata']['name']}: {key}: {value!r}")
     assert not bad, "checkov skip annotations without a reason (CKV_K8S_xx=<why>):\n" + "\n".join(bad)
+
+
+def test_decisions_in_the_chart_carry_their_reasons(rendered_profiles: dict[str, helm.Manifest]) -> None:
+    """Suppressions that are the chart's decisions are annotations on the objects they concern, so users who scan
+    the chart see them: every checkov.io/skipN reads `ID=reason`, every check in kube-score/ignore has its reason
+    in kube-score.langflow-platform.dev/<check>, each reason a sentence."""
+    bad: list[str] = []
+    seen = 0
+    for profile, manifest in rendered_profiles.items():
+        for o in manifest.objects:
+            ann = (o.get("metadata") or {}).get("annotations") or {}
+            where = f"{profile}: {o['kind']}/{o['metadata']['name']}"
+            reasons = [v.partition("=")[2] for k, v in ann.items() if CHECKOV_SKIP_ANNOTATION.match(k)]
+            for check in filter(None, str(ann.get("kube-score/ignore", "")).split(",")):
+                reasons.append(ann.get(f"kube-score.langflow-platform.dev/{check}", ""))
+            seen += len(reasons)
+            bad += [
+                f"{where}: a suppression without a sentence of reason ({r!r})" for r in reasons if len(r.split()) < 6
+            ]
+    assert seen, "no suppression annotations at all: the scanners' decisions went missing from the charts"
+    assert not bad, "\n".join(bad)

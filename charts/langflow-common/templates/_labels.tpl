@@ -28,14 +28,19 @@ helm.sh/chart: {{ include "langflow-common.chart" $ctx }}
 {{- end }}
 {{- end -}}
 
-{{/* metadata: name, namespace, labels and (optional) annotations of an object.
-Usage: include "langflow-common.metadata" (dict "context" $ "name" "x" "component" "y" "annotations" dict) */}}
+{{/* metadata: name, namespace, labels and (optional) annotations of an object; `scanners` lists the scanner
+decisions (_scanners.tpl) that concern it, rendered as annotations with their reasons.
+Usage: include "langflow-common.metadata" (dict "context" $ "name" "x" "component" "y" "annotations" dict "scanners" (list "pullPolicy")) */}}
 {{- define "langflow-common.metadata" -}}
 name: {{ .name | default (include "langflow-common.fullname" .context) }}
 namespace: {{ include "langflow-common.namespace" .context }}
 labels:
   {{- include "langflow-common.labels" . | nindent 2 }}
-{{- $ann := merge (dict) (.annotations | default dict) (.context.Values.commonAnnotations | default dict) }}
+{{- $own := .annotations | default dict }}
+{{- if .scanners }}
+{{- $own = include "langflow-common.scannerAnnotations" (dict "decisions" .scanners "annotations" $own) | fromYaml }}
+{{- end }}
+{{- $ann := merge (dict) $own (.context.Values.commonAnnotations | default dict) }}
 {{- with $ann }}
 annotations:
   {{- toYaml . | nindent 2 }}
