@@ -158,7 +158,7 @@ def test_a_database_password_with_url_reserved_characters_works(
     assert health.get("db") == "ok", health
     (pg,) = rp.pods(kube, platform.namespace, label_selector="app.kubernetes.io/component=postgresql")
     query = "SELECT count(*) FROM pg_stat_activity WHERE usename = 'langflow'"
-    psql = f'PGPASSWORD="$POSTGRES_PASSWORD" psql -U postgres -tAc "{query}"'
+    psql = f'PGPASSWORD="$(cat "$POSTGRES_PASSWORD_FILE")" psql -U postgres -tAc "{query}"'
     out = kube.kubectl("exec", "-n", platform.namespace, pg["metadata"]["name"], "-c", "postgresql", "--",
                        "sh", "-c", psql, timeout=60).stdout  # fmt: skip
     assert int(out.strip()) >= 1, f"no session of the application user on the server: {out!r}"

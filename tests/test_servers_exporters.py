@@ -13,7 +13,7 @@ from tests/harness/servers.py. The scrape shows `redis_up 1` / `pg_up 1`, and af
 Mapped for one machine (the rest is used as rendered):
 - the image's binary -> Debian's /usr/bin/prometheus-redis-exporter (1.45) and /usr/bin/prometheus-postgres-exporter
   (0.11.1). Both read the same variables as the pinned upstream images (REDIS_ADDR, REDIS_PASSWORD,
-  REDIS_EXPORTER_WEB_LISTEN_ADDRESS; DATA_SOURCE_URI, DATA_SOURCE_USER, DATA_SOURCE_PASS) and take the same
+  REDIS_EXPORTER_WEB_LISTEN_ADDRESS; DATA_SOURCE_URI, DATA_SOURCE_USER_FILE, DATA_SOURCE_PASS_FILE) and take the same
   --web.listen-address flag, so only addresses change;
 - `localhost:6379` / `localhost:5432` (the pod's loopback) -> the test server's 127.0.0.1 port;
 - the listen address `:9121` / `:9187` -> a free 127.0.0.1 port.
@@ -31,7 +31,7 @@ import pytest
 import requests
 
 from tests.harness import helm
-from tests.harness.langflow import resolve_env
+from tests.harness.langflow import materialise_mounts, resolve_env
 from tests.harness.servers import Process, free_port, postgres, redis, spawn, wait_for
 
 RELEASE = "lf"
@@ -142,6 +142,21 @@ def _rendered_sidecar(case: str) -> tuple[dict[str, str], list[str], str]:
     )
 
 
+def _mounted_files(case: str, root: Path) -> dict[str, Path]:
+    """Each file the exporter's volume mounts hold, by its path inside the pod, written under `root`."""
+    profile, workload, _, _ = CASES[case]
+    m = helm.render_profile(profile)
+    sts = m.get("StatefulSet", workload)
+    c = _container(m, workload, "metrics")
+    assert c is not None
+    out: dict[str, Path] = {}
+    for mount in materialise_mounts(m, sts, c, root, None):
+        for f in mount.source.rglob("*"):
+            if f.is_file():
+                out[f"{mount.path.rstrip('/')}/{f.relative_to(mount.source)}"] = f
+    return out
+
+
 def _scrape(url: str) -> str:
     r = requests.get(url, timeout=5)
     r.raise_for_status()
@@ -212,11 +227,16 @@ def test_postgres_exporter_reports_pg_up_then_down(exporters: list[Process], tmp
     uri = re.fullmatch(r"localhost:5432/([A-Za-z0-9_]+)\?sslmode=disable", env["DATA_SOURCE_URI"])
     assert uri, env["DATA_SOURCE_URI"]
     listen = free_port()
-    # the application user and database of the rendered Secret and values
-    with postgres(user=env["DATA_SOURCE_USER"], dbname=uri.group(1), password_=env["DATA_SOURCE_PASS"]) as srv:
+    # the application user and database of the rendered Secret and values, read from the files of the mounted
+    # Secret (the *_FILE paths move to where the harness wrote the volume)
+    files = _mounted_files(case="postgres", root=tmp_path)
+    user, pw = (files[env[k]].read_text() for k in ("DATA_SOURCE_USER_FILE", "DATA_SOURCE_PASS_FILE"))
+    with postgres(user=user, dbname=uri.group(1), password_=pw) as srv:
         run_env = {
             **env,
             "DATA_SOURCE_URI": env["DATA_SOURCE_URI"].replace("localhost:5432", f"127.0.0.1:{srv.port}"),
+            "DATA_SOURCE_USER_FILE": str(files[env["DATA_SOURCE_USER_FILE"]]),
+            "DATA_SOURCE_PASS_FILE": str(files[env["DATA_SOURCE_PASS_FILE"]]),
             "PATH": "/usr/bin:/bin",
         }
         run_args = [a.replace("=:9187", f"=127.0.0.1:{listen}") for a in args]

@@ -106,11 +106,17 @@ def test_postgres_runs_under_the_pod_contract(rendered, tmp_path: Path) -> None:
         src.mkdir()
         vol = volumes.get(m["name"], {})
         writable = m["name"] in claims or "emptyDir" in vol
-        if "configMap" in vol:
-            data = rendered.configmaps[vol["configMap"]["name"]]
-            for item in vol["configMap"]["items"]:
-                (src / item["path"]).write_text(data[item["key"]])
-                (src / item["path"]).chmod(vol["configMap"].get("defaultMode", 0o644))
+        for kind, objects, ref in (
+            ("configMap", rendered.configmaps, "name"),
+            ("secret", rendered.secrets, "secretName"),
+        ):
+            if kind in vol:
+                data = objects[vol[kind][ref]]
+                for item in vol[kind]["items"]:
+                    (src / item["path"]).write_text(data[item["key"]])
+                    (src / item["path"]).chmod(vol[kind].get("defaultMode", 0o644))
+                    if kind == "secret":  # the kubelet gives the files to the pod's fsGroup
+                        os.chown(src / item["path"], 0, spec["securityContext"]["fsGroup"])
         # the host path behind the mount point (/var/run is a symlink to /run here, as in the image); bubblewrap
         # cannot create a missing mount point under a read-only root, so it is created on the host
         dest = os.path.realpath(m["mountPath"])
@@ -120,8 +126,14 @@ def test_postgres_runs_under_the_pod_contract(rendered, tmp_path: Path) -> None:
     passwd = tmp_path / "passwd"
     passwd.write_text(f"postgres:x:{uid}:{gid}::/var/lib/postgresql:/bin/sh\n" + Path("/etc/passwd").read_text())
     binds.append((passwd, "/etc/passwd", False))
-    scratch = next(src for src, dest, _ in binds if dest == os.path.realpath("/tmp"))
-    (scratch / "pwfile").write_text(env["POSTGRES_PASSWORD"] + "\n")
+
+    def mounted(path: str) -> Path:
+        """The host file behind a path inside the pod."""
+        src, dest = next((s, d) for s, d, _ in binds if path.startswith(d.rstrip("/") + "/"))
+        return src / os.path.relpath(path, dest)
+
+    # the image's entrypoint reads the superuser password from POSTGRES_PASSWORD_FILE (the mounted Secret)
+    superuser_password = mounted(env["POSTGRES_PASSWORD_FILE"]).read_text()
     port = free_port()
     base_env = {"PATH": f"{PG_BIN}:/usr/bin:/bin", "PGDATA": env["PGDATA"], "LANG": "C.UTF-8"}
 
@@ -135,7 +147,7 @@ def test_postgres_runs_under_the_pod_contract(rendered, tmp_path: Path) -> None:
                 "-U",
                 env["POSTGRES_USER"],
                 "--pwfile",
-                "/tmp/pwfile",
+                env["POSTGRES_PASSWORD_FILE"],
                 *env["POSTGRES_INITDB_ARGS"].split(),
             ],
         ),
@@ -153,7 +165,7 @@ def test_postgres_runs_under_the_pod_contract(rendered, tmp_path: Path) -> None:
         "PGHOST": "127.0.0.1",
         "PGPORT": str(port),
         "PGUSER": env["POSTGRES_USER"],
-        "PGPASSWORD": env["POSTGRES_PASSWORD"],
+        "PGPASSWORD": superuser_password,
         "PGDATABASE": "postgres",
     }
 
@@ -170,8 +182,8 @@ def test_postgres_runs_under_the_pod_contract(rendered, tmp_path: Path) -> None:
         # the rendered init script, from its mount path, over the socket in the shared emptyDir
         init_env = {
             **base_env,
-            **{k: env[k] for k in ("POSTGRES_USER", "APP_USER", "APP_PASSWORD", "APP_DB")},
-            "PGPASSWORD": env["POSTGRES_PASSWORD"],
+            **{k: env[k] for k in ("POSTGRES_USER", "APP_USER_FILE", "APP_PASSWORD_FILE", "APP_DB")},
+            "PGPASSWORD": superuser_password,
             "PGPORT": str(port),
         }
         init = subprocess.run(
@@ -182,8 +194,11 @@ def test_postgres_runs_under_the_pod_contract(rendered, tmp_path: Path) -> None:
             timeout=60,
         )
         assert init.returncode == 0, init.stderr
-        app = {**su, "PGUSER": env["APP_USER"], "PGPASSWORD": env["APP_PASSWORD"], "PGDATABASE": env["APP_DB"]}
-        assert psql("select current_user || '@' || current_database()", app) == f"{env['APP_USER']}@{env['APP_DB']}"
+        app_user, app_password = (mounted(env[k]).read_text() for k in ("APP_USER_FILE", "APP_PASSWORD_FILE"))
+        app = {**su, "PGUSER": app_user, "PGPASSWORD": app_password, "PGDATABASE": env["APP_DB"]}
+        assert psql("select current_user || '@' || current_database()", app) == f"{app_user}@{env['APP_DB']}"
+        # no credential in the container's environment: only paths of the mounted Secret
+        assert not [e for e in c["env"] if "secretKeyRef" in (e.get("valueFrom") or {})], c["env"]
         # nothing was written outside the declared volumes: the data directory is on the PVC's source
         data_src = next(src for src, dest, _ in binds if dest == os.path.realpath("/var/lib/postgresql/data"))
         assert (data_src / "pgdata" / "PG_VERSION").exists()

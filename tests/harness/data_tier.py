@@ -423,13 +423,18 @@ def postgres_rendered(
                 )
             except (TimeoutError, ServerError) as exc:
                 raise ServerError(f"{exc}\n--- {proc.log} ---\n{proc.tail()}") from exc
-            # what the image's entrypoint does with /docker-entrypoint-initdb.d/*.sh: run it with the pod's env
+            # what the image's entrypoint does with /docker-entrypoint-initdb.d/*.sh: run it with the pod's env,
+            # the credentials as the files of the mounted Secret
+            secret_dir = base / "credentials"
+            secret_dir.mkdir()
+            (secret_dir / "username").write_text(app_user)
+            (secret_dir / "password").write_text(app_password)
             env = {
                 **server.env(superuser=True),
                 "PGDATABASE": "postgres",
                 "POSTGRES_USER": "postgres",
-                "APP_USER": app_user,
-                "APP_PASSWORD": app_password,
+                "APP_USER_FILE": str(secret_dir / "username"),
+                "APP_PASSWORD_FILE": str(secret_dir / "password"),
                 "APP_DB": app_db,
             }
             init = subprocess.run(

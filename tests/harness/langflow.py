@@ -264,7 +264,7 @@ def _run_as(workload: dict[str, Any], container: dict[str, Any]) -> tuple[int, i
     return int(uid), int(gid)
 
 
-def _materialise_mounts(
+def materialise_mounts(
     manifest: Manifest, workload: dict[str, Any], container: dict[str, Any], root: Path, state_dir: Path | None
 ) -> list[Mount]:
     spec = workload["spec"]["template"]["spec"]
@@ -344,7 +344,7 @@ def pod_contract(
         command = [*default, *c["args"]] if c["args"][0] not in ("langflow", "python", "python3") else c["args"]
     command = [expand(str(a), env) for a in command]
     uid, gid = _run_as(obj, c)
-    mounts = _materialise_mounts(manifest, obj, c, root, state_dir)
+    mounts = materialise_mounts(manifest, obj, c, root, state_dir)
     return PodContract(obj, c, command, env, uid, gid, mounts, c.get("workingDir"))
 
 
