@@ -11,7 +11,7 @@ CLUSTER ?= local
 CHARTS := $(sort $(wildcard charts/langflow-*))
 COMPONENT_CHARTS := $(filter-out charts/langflow-common charts/langflow-platform,$(CHARTS))
 
-.PHONY: help tools deps lock test test-static lint demo cluster-up cluster-down loadtest dashboards docs images package publish clean
+.PHONY: help tools deps lock test test-static lint demo cluster-up cluster-down loadtest dashboards schemas docs images package publish clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ loadtest: tools ## Locust against HOST (default: a local installation); DURATION
 
 dashboards: tools ## regenerate dashboards/*.json from dashboards/*.py
 	@$(PY) -m dashboards.generate
+
+schemas: tools ## copy the Kubernetes types the values schemas refer to from the pinned OpenAPI into them
+	@$(PY) tools/k8s_values_schema.py --openapi "$$(go env GOMODCACHE)/k8s.io/kubernetes@$(KUBERNETES_VERSION)/api/openapi-spec/swagger.json" charts/*/values.schema.json
 
 docs: tools ## regenerate every chart's README from its values.yaml (helm-docs)
 	@helm-docs --chart-search-root charts --sort-values-order file --skip-version-footer >/dev/null

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.harness import realplatform as rp
 from tests.harness.cluster import Cluster, LocalCluster
@@ -37,17 +38,43 @@ def _ready_seconds(pod: dict[str, Any]) -> float:
 URL_RESERVED = "@/:%#?&="
 
 
+# a platform engineer's additions, through the extension points: a ConfigMap of the release (extraObjects) read as
+# env (extraEnvVarsFrom) and as files (extraVolumes/extraVolumeMounts), a host alias, an env var made with tpl
+EXTENSIONS = {
+    "extraObjects": [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "{{ .Release.Name }}-e2e-extension"},
+            "data": {"E2E_GREETING": "hello from extraObjects", "motd": "mounted by extraVolumes"},
+        }
+    ],
+    "ide": {
+        "extraEnvVars": [{"name": "E2E_RELEASE", "value": "{{ .Release.Name }}"}],
+        "extraEnvVarsFrom": [{"configMapRef": {"name": "{{ .Release.Name }}-e2e-extension"}}],
+        "extraVolumes": [{"name": "e2e-extension", "configMap": {"name": "{{ .Release.Name }}-e2e-extension"}}],
+        "extraVolumeMounts": [{"name": "e2e-extension", "mountPath": "/etc/e2e-extension", "readOnly": True}],
+        "hostAliases": [{"ip": "10.245.0.250", "hostnames": ["e2e.internal"]}],
+    },
+}
+
+
 @pytest.fixture(scope="module")
-def platform(kube: Cluster, real_node: RealNode | None) -> Iterator[rp.Release]:
+def platform(
+    kube: Cluster, real_node: RealNode | None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[rp.Release]:
     """The dev profile, its database credentials from the user's own Secret, whose password holds every
-    character a URL reserves (the server and every Langflow process read the same Secret)."""
+    character a URL reserves (the server and every Langflow process read the same Secret), and EXTENSIONS."""
     ns = f"e2e-{secrets.token_hex(3)}"
     kube.create_namespace(ns, restricted=True)
     credentials = {"username": "langflow", "password": f"{secrets.token_hex(6)}{URL_RESERVED}%40x"}
     credentials["superuser-password"] = secrets.token_hex(12)
     kube.apply([{"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/basic-auth",
                  "metadata": {"name": "e2e-database", "namespace": ns}, "stringData": credentials}])  # fmt: skip
-    rp.install(kube, RELEASE, ns, "dev", timeout="15m", set_values={"global.database.existingSecret": "e2e-database"})
+    extensions = tmp_path_factory.mktemp("e2e-values") / "extensions.yaml"
+    extensions.write_text(yaml.safe_dump(EXTENSIONS))
+    rp.install(kube, RELEASE, ns, "dev", timeout="15m", set_values={"global.database.existingSecret": "e2e-database"},
+               values=[extensions])  # fmt: skip
     yield rp.Release(kube, RELEASE, ns)
     kube.helm("uninstall", RELEASE, "-n", ns, "--wait", "--timeout", "3m", timeout=300)
     kube.delete_namespace(ns, wait=False)
@@ -162,6 +189,21 @@ def test_a_database_password_with_url_reserved_characters_works(
     out = kube.kubectl("exec", "-n", platform.namespace, pg["metadata"]["name"], "-c", "postgresql", "--",
                        "sh", "-c", psql, timeout=60).stdout  # fmt: skip
     assert int(out.strip()) >= 1, f"no session of the application user on the server: {out!r}"
+
+
+def test_extension_points_reach_the_running_container(kube: Cluster, platform: rp.Release, ide_url: str) -> None:
+    """What EXTENSIONS added is what the kubelet gave the running IDE container: the env (from tpl and from the
+    release's own ConfigMap), the mounted file and the host alias."""
+    (pod,) = rp.pods(kube, platform.namespace, label_selector="app.kubernetes.io/component=ide")
+    script = (
+        "import os, socket; "
+        "print(os.environ['E2E_RELEASE'], os.environ['E2E_GREETING'], open('/etc/e2e-extension/motd').read(), "
+        "socket.gethostbyname('e2e.internal'), sep='|')"
+    )
+    out = kube.kubectl("exec", "-n", platform.namespace, pod["metadata"]["name"], "-c", "langflow", "--",
+                       "python", "-c", script, timeout=60).stdout.strip()  # fmt: skip
+    data = EXTENSIONS["extraObjects"][0]["data"]
+    assert out.split("|") == [RELEASE, data["E2E_GREETING"], data["motd"], "10.245.0.250"], out
 
 
 def test_ide_login_and_flow_created_through_the_service(platform: rp.Release, ide_url: str) -> None:

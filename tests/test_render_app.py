@@ -794,3 +794,57 @@ def test_ide_health_hook_script_accepts_only_a_healthy_langflow(rendered_profile
     finally:
         server.shutdown()
         server.server_close()
+
+
+EXTENSIONS = {
+    "extraEnvVars": [{"name": "CORP_PROXY", "value": "http://proxy.{{ .Release.Namespace }}:3128"}],
+    "extraEnvVarsFrom": [{"secretRef": {"name": "corp-settings"}}],
+    "extraVolumes": [{"name": "corp-ca", "configMap": {"name": "corp-ca"}}],
+    "extraVolumeMounts": [{"name": "corp-ca", "mountPath": "/etc/corp-ca", "readOnly": True}],
+    "initContainers": [{"name": "corp-init", "image": "example/init:1.0", "command": ["true"]}],
+    "sidecars": [{"name": "corp-proxy", "image": "example/proxy:1.0"}],
+    "hostAliases": [{"ip": "10.0.0.5", "hostnames": ["git.corp"]}],
+    "args": ["--log-level", "debug"],
+    "lifecycleHooks": {"postStart": {"exec": {"command": ["sh", "-c", "true"]}}},
+}
+
+
+@pytest.mark.parametrize(("component", "kind"), [("ide", "Deployment"), ("runtime", "StatefulSet")])
+def test_extension_points_reach_the_pod(component: str, kind: str, tmp_path: Path) -> None:
+    """Each extension point lands where Kubernetes reads it, tpl-rendered, after the chart's own entries (which
+    all stay); the runtime keeps its drain preStop beside a user's postStart, and a user's preStop replaces it."""
+    plain = helm.render_profile("prod").get(kind, f"lf-{component}")["spec"]["template"]["spec"]
+    values = tmp_path / "ext.yaml"
+    values.write_text(yaml.safe_dump({component: EXTENSIONS, "extraObjects": [EXTRA_OBJECT]}))
+    m = helm.render_profile("prod", values=[values], namespace="corp")
+    pod = m.get(kind, f"lf-{component}")["spec"]["template"]["spec"]
+    c, c0 = (
+        container({"spec": {"template": {"spec": pod}}}, "langflow"),
+        container({"spec": {"template": {"spec": plain}}}, "langflow"),
+    )
+    assert c["env"][: len(c0["env"])] == c0["env"] and c["env"][len(c0["env"]) :] == [
+        {"name": "CORP_PROXY", "value": "http://proxy.corp:3128"}
+    ]
+    assert c["envFrom"] == EXTENSIONS["extraEnvVarsFrom"] and c["args"] == EXTENSIONS["args"]
+    assert c["volumeMounts"] == [*c0["volumeMounts"], *EXTENSIONS["extraVolumeMounts"]]
+    assert pod["volumes"][: len(plain["volumes"])] == plain["volumes"]
+    assert [v for v in pod["volumes"] if v not in plain["volumes"]] == EXTENSIONS["extraVolumes"]
+    assert pod["initContainers"] == [*(plain.get("initContainers") or []), *EXTENSIONS["initContainers"]]
+    assert pod["containers"] == [*pod["containers"][: len(plain["containers"])], *EXTENSIONS["sidecars"]]
+    assert pod["hostAliases"] == EXTENSIONS["hostAliases"]
+    assert c["lifecycle"]["postStart"] == EXTENSIONS["lifecycleHooks"]["postStart"]
+    assert c["lifecycle"].get("preStop") == c0.get("lifecycle", {}).get("preStop"), "the chart's preStop was lost"
+    assert m.get("ConfigMap", "lf-corp-settings")["data"] == {"release": "lf"}
+    if c0.get("lifecycle", {}).get("preStop"):
+        mine = {"preStop": {"exec": {"command": ["sleep", "5"]}}}
+        values.write_text(yaml.safe_dump({component: {"lifecycleHooks": mine}}))
+        c = container(helm.render_profile("prod", values=[values]).get(kind, f"lf-{component}"), "langflow")
+        assert c["lifecycle"] == mine
+
+
+EXTRA_OBJECT = {
+    "apiVersion": "v1",
+    "kind": "ConfigMap",
+    "metadata": {"name": "{{ .Release.Name }}-corp-settings"},
+    "data": {"release": "{{ .Release.Name }}"},
+}

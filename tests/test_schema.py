@@ -15,6 +15,8 @@ import copy
 import json
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +27,7 @@ import pytest
 import yaml
 
 from tests.harness import helm
-from tests.harness.paths import BAD_VALUES, CHARTS, UMBRELLA, profile_file, profiles
+from tests.harness.paths import BAD_VALUES, CHARTS, ROOT, UMBRELLA, profile_file, profiles
 
 pytestmark = pytest.mark.schema
 
@@ -68,10 +70,12 @@ def schema_errors(schema: dict[str, Any], instance: Any) -> list[str]:
 
 
 def open_objects(node: Any, path: str = "") -> list[str]:
-    """Paths of schema objects that list properties but accept unknown ones (global stays open by design)."""
+    """Paths of schema objects that list properties but accept unknown ones (open by design: global, shared by
+    every chart, and extraObjects, whose items are any Kubernetes object)."""
     found: list[str] = []
     if isinstance(node, dict):
-        if "properties" in node and node.get("additionalProperties", True) is True and "global" not in path:
+        by_design = "global" in path or path.startswith("properties.extraObjects")
+        if "properties" in node and node.get("additionalProperties", True) is True and not by_design:
             found.append(path or "<top>")
         for k, v in node.items():
             found += open_objects(v, f"{path}.{k}" if path else k)
@@ -93,6 +97,25 @@ def test_schema_is_valid_draft7(chart: str) -> None:
         f"{chart}: $schema must name draft-07, got {schema.get('$schema')!r}"
     )
     jsonschema.Draft7Validator.check_schema(schema)
+
+
+def test_kubernetes_definitions_are_the_apis() -> None:
+    """The Kubernetes types the schemas refer to (extraVolumes, sidecars, ...) are the definitions of the pinned
+    Kubernetes version's OpenAPI, as tools/k8s_values_schema.py copies them (`make schemas`): none is stale or
+    hand-edited."""
+    versions = dict(
+        line.split("=", 1) for line in (ROOT / "tools" / "versions.env").read_text().splitlines() if "=" in line
+    )
+    modcache = subprocess.run(["go", "env", "GOMODCACHE"], capture_output=True, text=True, check=True).stdout.strip()
+    swagger = Path(modcache) / f"k8s.io/kubernetes@{versions['KUBERNETES_VERSION']}" / "api/openapi-spec/swagger.json"
+    assert swagger.exists(), f"{swagger} missing: `make tools` downloads the Kubernetes module"
+    schemas = sorted(str(p) for p in CHARTS.glob("langflow-*/values.schema.json"))
+    tool_ = ROOT / "tools" / "k8s_values_schema.py"
+    proc = subprocess.run([sys.executable, str(tool_), "--openapi", str(swagger), "--check", *schemas],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    refs = {c: json.dumps(load_schema(c)).count('"#/definitions/io.k8s.') for c in ("langflow-ide", "langflow-runtime")}
+    assert all(refs.values()), f"no Kubernetes type in the extension points' schemas: {refs}"
 
 
 @pytest.mark.parametrize("chart", SCHEMA_CHARTS)

@@ -19,7 +19,7 @@ import json
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,10 +56,12 @@ def install(
     *,
     timeout: str = "10m",
     set_values: dict[str, Any] | None = None,
+    values: Sequence[Path] = (),
 ) -> str:
-    """helm upgrade --install the umbrella chart with --wait; returns helm's output (the NOTES)."""
+    """helm upgrade --install the umbrella chart with --wait; returns helm's output (the NOTES). `values`: the
+    caller's values files, after the profile's."""
     args = ["upgrade", "--install", release, str(UMBRELLA), "-n", namespace, "--wait", "--timeout", timeout]
-    args += value_args(values_files(profile, cluster.kind), set_values)
+    args += value_args([*values_files(profile, cluster.kind), *values], set_values)
     try:
         return cluster.helm(*args, timeout=3600)
     except Exception as exc:
