@@ -368,3 +368,44 @@ def test_vectorstore_external_renders_nothing_to_run() -> None:
 def test_vectorstore_schema_limits(key: str, value: Any) -> None:
     with pytest.raises(helm.HelmError, match="schema"):
         render("prod", **{key: value})
+
+
+def claims(m: helm.Manifest) -> dict[str, str | None]:
+    """Every volume the release asks storage for, by where it is declared, with its StorageClass."""
+    out: dict[str, str | None] = {}
+    for o in m.objects:
+        where = f"{o['kind']}/{o['metadata']['name']}"
+        if o["kind"] == "PersistentVolumeClaim":
+            out[where] = o["spec"].get("storageClassName")
+        for t in (o.get("spec") or {}).get("volumeClaimTemplates") or []:
+            out[f"{where} {t['metadata']['name']}"] = t["spec"].get("storageClassName")
+        if o["kind"] == "Cluster" and o["apiVersion"].startswith("postgresql.cnpg.io/"):
+            for key in ("storage", "walStorage"):
+                if key in o["spec"]:
+                    out[f"{where} {key}"] = o["spec"][key].get("storageClass")
+    return out
+
+
+@pytest.mark.parametrize("profile", ["dev", "prod", "redis-queue", "weaviate", "milvus"])
+def test_global_storage_class_reaches_every_volume(profile: str) -> None:
+    """global.storageClass is the StorageClass of every PVC, volumeClaimTemplate and CloudNativePG volume the
+    release asks for (the IDE's data volume as a PVC too); a component's own storageClass still wins."""
+    m = helm.render_profile(profile, set_values={"global.storageClass": "fast", "ide.dataVolume.type": "pvc"})
+    found = claims(m)
+    assert found, f"{profile}: no volume claims rendered"
+    missed = {w: sc for w, sc in found.items() if sc != "fast"}
+    assert not missed, f"{profile}: volumes without global.storageClass: {missed}"
+    own = helm.render_profile(
+        profile, set_values={"global.storageClass": "fast", "broker.persistence.storageClass": "own"}
+    )
+    broker = {w: sc for w, sc in claims(own).items() if "broker" in w}
+    assert not broker or set(broker.values()) == {"own"}, broker
+
+
+def test_ide_data_volume_can_be_an_existing_claim() -> None:
+    """dataVolume.existingClaim: the IDE mounts the user's PVC and the chart renders none of its own."""
+    m = helm.render_profile("prod", set_values={"ide.dataVolume.type": "pvc", "ide.dataVolume.existingClaim": "mine"})
+    assert not [o for o in m.of_kind("PersistentVolumeClaim") if o["metadata"]["name"].startswith(f"{R}-ide")]
+    pod = m.get("Deployment", f"{R}-ide")["spec"]["template"]["spec"]
+    (data,) = [v for v in pod["volumes"] if v["name"] == "data"]
+    assert data == {"name": "data", "persistentVolumeClaim": {"claimName": "mine"}}
