@@ -78,6 +78,8 @@ def open_objects(node: Any, path: str = "") -> list[str]:
         if "properties" in node and node.get("additionalProperties", True) is True and not by_design:
             found.append(path or "<top>")
         for k, v in node.items():
+            if k == "if":  # a condition, not an object of the values: it must stay open to match
+                continue
             found += open_objects(v, f"{path}.{k}" if path else k)
     elif isinstance(node, list):
         for i, v in enumerate(node):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 
 from tests.harness import sandbox
 from tests.harness.data_tier import RenderedPostgres, postgres_rendered, rendered_data
@@ -218,3 +219,64 @@ def test_only_the_application_role_logs_in_over_the_network(pg: RenderedPostgres
     with pytest.raises(psycopg.OperationalError, match=r"no pg_hba\.conf entry"):
         psycopg.connect(user=pg.app_user, password=pg.app_password, dbname="postgres", **net)
     assert pg.psql("select current_user", superuser=True) == "postgres"  # the socket, inside the pod
+
+
+def _certificates(tmp: Path) -> dict[str, str]:
+    """A CA and a server certificate for 127.0.0.1 and the Service name, as a cert-manager Certificate's Secret."""
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60, cwd=tmp)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=e2e-ca", "-keyout", "ca.key",
+        "-out", "ca.crt")  # fmt: skip
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=lf-database", "-keyout", "tls.key", "-out", "tls.csr")
+    (tmp / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:lf-database.langflow.svc\n")
+    run("x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1",
+        "-extfile", "san.ext", "-out", "tls.crt")  # fmt: skip
+    return {name: (tmp / name).read_text() for name in ("tls.crt", "tls.key", "ca.crt")}
+
+
+@pytest.mark.timeout(180)
+def test_with_tls_the_network_takes_only_verified_tls(tmp_path: Path) -> None:
+    """database.standalone.tls: the rendered server serves TLS from the mounted Secret and its pg_hba refuses a
+    plaintext login over the network (hostssl), while a client verifying the server (verify-full, the CA) gets in
+    over TLS."""
+    files = _certificates(tmp_path)
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "lf-database-tls"},
+              "type": "kubernetes.io/tls", "stringData": files}  # fmt: skip
+    values = tmp_path / "tls.yaml"
+    values.write_text(yaml.safe_dump({
+        "database": {"standalone": {"tls": {"enabled": True, "existingSecret": "lf-database-tls"}}},
+        "extraObjects": [secret],
+    }))  # fmt: skip
+    r = rendered_data("dev", values=[values])
+    cm = r.configmaps[f"{RELEASE}-database-config"]
+    creds = r.secrets[f"{RELEASE}-database-credentials"]
+    sts = r.manifest.get("StatefulSet", f"{RELEASE}-database")
+    spec = sts["spec"]["template"]["spec"]
+    (tls_volume,) = [v for v in spec["volumes"] if v.get("secret", {}).get("secretName") == "lf-database-tls"]
+    env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
+    with postgres_rendered(
+        postgresql_conf=cm["postgresql.conf"],
+        pg_hba=cm["pg_hba.conf"],
+        init_psql=cm["langflow-init.psql"],
+        init_sh=cm["10-langflow.sh"],
+        app_user=creds["username"],
+        app_password=creds["password"],
+        app_db=env["APP_DB"],
+        superuser_password=creds["superuser-password"],
+        tls={i["path"]: r.secrets["lf-database-tls"][i["key"]] for i in tls_volume["secret"]["items"]},
+    ) as pg:
+        net = {"host": pg.host, "port": pg.port, "connect_timeout": 5, "user": pg.app_user, "dbname": pg.app_db}
+        with pytest.raises(psycopg.OperationalError, match=r"no pg_hba\.conf entry.*no encryption"):
+            psycopg.connect(password=pg.app_password, sslmode="disable", **net)
+        ca = tmp_path / "ca.crt"
+        with psycopg.connect(password=pg.app_password, sslmode="verify-full", sslrootcert=str(ca), **net) as conn:
+            row = conn.execute("select ssl, version from pg_stat_ssl where pid = pg_backend_pid()").fetchone()
+        assert row is not None and row[0] is True and row[1] in ("TLSv1.2", "TLSv1.3"), row
+        # a client that verifies against another CA is refused before it logs in
+        other = tmp_path / "other"
+        other.mkdir()
+        (other / "ca.pem").write_text(_certificates(other)["ca.crt"])
+        with pytest.raises(psycopg.OperationalError, match=r"certificate verify failed"):
+            psycopg.connect(password=pg.app_password, sslmode="verify-full", sslrootcert=str(other / "ca.pem"), **net)

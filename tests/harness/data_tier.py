@@ -63,9 +63,9 @@ class Rendered:
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
-def rendered_data(profile: str, set_values: Mapping[str, Any] | None = None) -> Rendered:
-    """Render the umbrella with a profile and collect every ConfigMap's and Secret's files."""
-    m = helm.render_profile(profile, set_values=set_values).with_generated_secrets()
+def rendered_data(profile: str, set_values: Mapping[str, Any] | None = None, values: Sequence[Path] = ()) -> Rendered:
+    """Render the umbrella with a profile (and values files) and collect every ConfigMap's and Secret's files."""
+    m = helm.render_profile(profile, set_values=set_values, values=values).with_generated_secrets()
     out = Rendered(m)
     for cm in m.of_kind("ConfigMap"):
         out.configmaps[cm["metadata"]["name"]] = dict(cm.get("data") or {})
@@ -361,10 +361,14 @@ class RenderedPostgres:
         self.process.stop(sig=signal.SIGINT)
 
 
-def adapt_postgresql_conf(rendered: str, *, port: int, socket_dir: Path) -> str:
-    """The rendered postgresql.conf with its port, socket directory and listen address for one loopback machine."""
+TLS_MOUNT = "/etc/postgresql/tls/"  # where the StatefulSet mounts database.standalone.tls.existingSecret
+
+
+def adapt_postgresql_conf(rendered: str, *, port: int, socket_dir: Path, tls_dir: Path | None = None) -> str:
+    """The rendered postgresql.conf with its port, socket directory and listen address for one loopback machine
+    (and the TLS files' mount path moved to `tls_dir`)."""
     out = [
-        ln
+        ln.replace(TLS_MOUNT, f"{tls_dir}/") if tls_dir else ln
         for ln in rendered.splitlines()
         if ln.split("=", 1)[0].strip() not in {"port", "unix_socket_directories", "listen_addresses"}
     ]
@@ -383,14 +387,24 @@ def postgres_rendered(
     app_password: str,
     app_db: str,
     superuser_password: str,
+    tls: Mapping[str, str] | None = None,
 ) -> Iterator[RenderedPostgres]:
     """initdb like the image's entrypoint (superuser postgres, scram), start postgres with the rendered
-    config_file/hba_file (-c, as the StatefulSet's args do), then run the rendered 10-langflow.sh with its env."""
+    config_file/hba_file (-c, as the StatefulSet's args do), then run the rendered 10-langflow.sh with its env.
+    `tls`: the files of the TLS Secret (tls.crt, tls.key, ca.crt) the StatefulSet mounts."""
     port = free_port()
     with _tempdir("pg", owner="postgres") as base:
         data = base / "data"
         (base / "pwfile").write_text(superuser_password + "\n")
-        (base / "postgresql.conf").write_text(adapt_postgresql_conf(postgresql_conf, port=port, socket_dir=base))
+        tls_dir = None
+        if tls:
+            tls_dir = base / "tls"
+            tls_dir.mkdir()
+            for name, text in tls.items():
+                (tls_dir / name).write_text(text)
+                (tls_dir / name).chmod(0o600)
+        conf = adapt_postgresql_conf(postgresql_conf, port=port, socket_dir=base, tls_dir=tls_dir)
+        (base / "postgresql.conf").write_text(conf)
         (base / "pg_hba.conf").write_text(adapt_pg_hba(pg_hba))
         # the init script reads the init SQL from the ConfigMap mount path; point it at the temp copy
         (base / "langflow-init.psql").write_text(init_psql)
