@@ -105,7 +105,7 @@ def _http(rendered: dict[str, str], user: str, node: RabbitMQ, method: str, path
     prefix = f"{user}-" if user else ""
     auth = (rendered[f"{prefix}username"], rendered[f"{prefix}password"])
     url = f"http://127.0.0.1:{node.management_port}/api/{path}"
-    return requests.request(method, url, auth=auth, timeout=10, **kw).status_code
+    return requests.request(method, url, auth=auth, timeout=60, **kw).status_code
 
 
 def _refused(action: Callable[[], object]) -> str:

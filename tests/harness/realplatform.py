@@ -275,7 +275,17 @@ def api_session(url: str, user: str, password: str) -> Iterator[Any]:
     import requests
 
     s = requests.Session()
-    r = s.post(url.rstrip("/") + "/api/v1/login", data={"username": user, "password": password}, timeout=30)
+
+    def attempt() -> tuple[Any] | None:
+        # refused connections retried: after a rollout the Service may still route to the old pod for a moment
+        try:
+            return (
+                s.post(url.rstrip("/") + "/api/v1/login", data={"username": user, "password": password}, timeout=30),
+            )
+        except requests.ConnectionError:
+            return None
+
+    (r,) = wait_for(attempt, 60, f"{url}/api/v1/login to accept connections", interval=2)
     if r.status_code != 200:
         raise PlatformError(f"login as {user} failed: HTTP {r.status_code} {r.text[:200]}")
     s.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
