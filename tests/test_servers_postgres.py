@@ -9,9 +9,11 @@ the init SQL. PostgreSQL is Debian's 15 (the chart's image is 16; nothing render
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -19,7 +21,7 @@ import pytest
 import yaml
 
 from tests.harness import sandbox
-from tests.harness.data_tier import RenderedPostgres, postgres_rendered, rendered_data
+from tests.harness.data_tier import Rendered, RenderedPostgres, postgres_rendered, rendered_data
 from tests.harness.langflow import resolve_env
 from tests.harness.servers import PG_BIN, free_port, spawn, wait_for
 
@@ -33,11 +35,12 @@ def rendered():  # type: ignore[no-untyped-def]
     return rendered_data("dev")
 
 
-@pytest.fixture(scope="module")
-def pg(rendered):  # type: ignore[no-untyped-def]
-    cm = rendered.configmaps[f"{RELEASE}-database-config"]
-    secret = rendered.secrets[f"{RELEASE}-database-credentials"]
-    sts = rendered.manifest.get("StatefulSet", f"{RELEASE}-database")
+@contextlib.contextmanager
+def rendered_server(r: Rendered, tls: dict[str, str] | None = None) -> Iterator[RenderedPostgres]:
+    """PostgreSQL from one render's ConfigMap, credentials Secret and StatefulSet env (and TLS files)."""
+    cm = r.configmaps[f"{RELEASE}-database-config"]
+    secret = r.secrets[f"{RELEASE}-database-credentials"]
+    sts = r.manifest.get("StatefulSet", f"{RELEASE}-database")
     env = {e["name"]: e.get("value") for e in sts["spec"]["template"]["spec"]["containers"][0]["env"]}
     with postgres_rendered(
         postgresql_conf=cm["postgresql.conf"],
@@ -48,7 +51,14 @@ def pg(rendered):  # type: ignore[no-untyped-def]
         app_password=secret["password"],
         app_db=env["APP_DB"],
         superuser_password=secret["superuser-password"],
+        tls=tls,
     ) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def pg(rendered):  # type: ignore[no-untyped-def]
+    with rendered_server(rendered) as server:
         yield server
 
 
@@ -250,23 +260,10 @@ def test_with_tls_the_network_takes_only_verified_tls(tmp_path: Path) -> None:
         "extraObjects": [secret],
     }))  # fmt: skip
     r = rendered_data("dev", values=[values])
-    cm = r.configmaps[f"{RELEASE}-database-config"]
-    creds = r.secrets[f"{RELEASE}-database-credentials"]
-    sts = r.manifest.get("StatefulSet", f"{RELEASE}-database")
-    spec = sts["spec"]["template"]["spec"]
+    spec = r.manifest.get("StatefulSet", f"{RELEASE}-database")["spec"]["template"]["spec"]
     (tls_volume,) = [v for v in spec["volumes"] if v.get("secret", {}).get("secretName") == "lf-database-tls"]
-    env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
-    with postgres_rendered(
-        postgresql_conf=cm["postgresql.conf"],
-        pg_hba=cm["pg_hba.conf"],
-        init_psql=cm["langflow-init.psql"],
-        init_sh=cm["10-langflow.sh"],
-        app_user=creds["username"],
-        app_password=creds["password"],
-        app_db=env["APP_DB"],
-        superuser_password=creds["superuser-password"],
-        tls={i["path"]: r.secrets["lf-database-tls"][i["key"]] for i in tls_volume["secret"]["items"]},
-    ) as pg:
+    tls = {i["path"]: r.secrets["lf-database-tls"][i["key"]] for i in tls_volume["secret"]["items"]}
+    with rendered_server(r, tls) as pg:
         net = {"host": pg.host, "port": pg.port, "connect_timeout": 5, "user": pg.app_user, "dbname": pg.app_db}
         with pytest.raises(psycopg.OperationalError, match=r"no pg_hba\.conf entry.*no encryption"):
             psycopg.connect(password=pg.app_password, sslmode="disable", **net)
