@@ -35,6 +35,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: item.get_closest_marker("last") is not None)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Before the first test: on the local cluster, build and import the real node's images when a collected test
+    needs the cluster. A cold build takes minutes (6 measured, 2.5 GB of Langflow), which no test's timeout should
+    pay; warm, this reuses the cached archives and containerd's imports in seconds."""
+    config = session.config
+    if config.getoption("--cluster") != "local" or config.option.collectonly:
+        return
+    if not any("kube" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    from tests.harness.node import prepare_images
+
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    prepare_images(progress=reporter.write_line if reporter is not None else print)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield

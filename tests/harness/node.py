@@ -27,6 +27,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -735,6 +736,23 @@ def _volume_pool(root: Path) -> list[dict[str, Any]]:
 def node_overlay() -> Path:
     """The harness-only values overlay that puts the buildable components on the real node."""
     return ROOT / "tests" / "harness" / "values" / "real-node.yaml"
+
+
+def prepare_images(names: Sequence[str] | None = None, progress: Progress = print) -> None:
+    """Build (or reuse) the images and import them into the node's containerd root with a containerd of its own,
+    started and stopped here; a later `RealNode.up()` finds them imported. For runners whose per-test timeout
+    must not pay for a cold build (pytest's session start). Does nothing while a node runs (its bridge exists)."""
+    if _run("ip", "link", "show", BRIDGE, check=False).returncode == 0:
+        progress(f"images: bridge {BRIDGE} exists (a node runs): it imports the images itself")
+        return
+    with tempfile.TemporaryDirectory(prefix="lfp-images-") as tmp:
+        node = RealNode(Path(tmp), Path(tmp), Path(tmp) / "kubeconfig", 0, progress=progress)
+        node._save(snapshot=host_snapshot(), pids={}, started=time.time())
+        try:
+            node._containerd()
+            images_importer(names, progress=progress)(str(node.socket), CONTAINERD_ROOT)
+        finally:
+            node.down(quiet=True)
 
 
 def images_importer(names: Sequence[str] | None = None, progress: Progress = print) -> Callable[[str, Path], None]:
