@@ -33,7 +33,7 @@ test-static: ## lint, render, schema, policy, alerts and dashboards checks (no c
 	@$(MAKE) --no-print-directory test MARK="render or schema or policy or alerts or dashboards" PYTEST_ARGS="$(PYTEST_ARGS)"
 
 lint: tools deps ## ruff and helm lint --strict only
-	@ruff check tests loadtest dashboards worker tools images && ruff format --check tests loadtest dashboards worker tools images
+	@ruff check tests loadtest dashboards worker tools images charts && ruff format --check tests loadtest dashboards worker tools images charts
 	@for c in $(CHARTS); do helm lint --strict $$c >/dev/null || { helm lint --strict $$c; exit 1; }; done
 
 demo: tools deps ## the local cluster + its real node (or CLUSTER=kind|existing), the dev profile running, a URL on 127.0.0.1

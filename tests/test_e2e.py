@@ -11,6 +11,8 @@ import datetime as dt
 import json
 import secrets
 import socket
+import statistics
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -155,6 +157,51 @@ def test_probes_are_answered_by_the_real_langflow(kube: Cluster, platform: rp.Re
         "logs", "-n", platform.namespace, pod["metadata"]["name"], "-c", "langflow", "--tail=200"
     ).stdout
     assert logs.strip(), "kubectl logs returned nothing from the IDE container"
+
+
+def test_a_fresh_ide_pod_is_warm_before_it_is_ready(kube: Cluster, platform: rp.Release, ide_url: str) -> None:
+    """A restarted IDE pod became Ready only after its startup probe had requested the component catalogue
+    (the record it left is older than the Ready condition), with no credential in the probe; the first
+    /api/v1/all a user then sends to that pod costs at most 1.5x a warm one (issue 18, item 1)."""
+    deployment = platform.ide_deployment()
+    name, ns = deployment["metadata"]["name"], platform.namespace
+    langflow = next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "langflow")
+    command = langflow["startupProbe"]["exec"]["command"]
+    user, password = platform.login()
+    assert password not in json.dumps(langflow["startupProbe"]), "a credential in the probe's definition"
+    record_path = command[command.index("--record") + 1]
+    warm_paths = [a for a in command[2:] if a.startswith("/")]
+    assert "/api/v1/all" in warm_paths, command
+    before = {p["metadata"]["name"] for p in platform.pods_of(deployment)}
+    kube.kubectl("rollout", "restart", "deployment", name, "-n", ns)
+    kube.kubectl("rollout", "status", "deployment", name, "-n", ns, "--timeout=300s", timeout=320)
+    (pod,) = [p for p in platform.pods_of(deployment) if p["metadata"]["name"] not in before
+              and not p["metadata"].get("deletionTimestamp")]  # fmt: skip
+    port = next(p["containerPort"] for p in langflow["ports"] if p["name"] == "http")
+    url = f"http://{pod['status']['podIP']}:{port}"  # this pod, not the Service (the old one may still serve)
+    with rp.api_session(url, user, password) as s:
+
+        def timed() -> float:
+            started = time.monotonic()
+            r = s.get(f"{url}/api/v1/all", timeout=60)
+            assert r.status_code == 200, r.text[:200]
+            return time.monotonic() - started
+
+        first = timed()
+        warm = [timed() for _ in range(7)]
+    record = json.loads(
+        kube.kubectl("exec", "-n", ns, pod["metadata"]["name"], "-c", "langflow", "--", "cat", record_path).stdout
+    )
+    ready = next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")
+    ready_at = dt.datetime.fromisoformat(ready["lastTransitionTime"].replace("Z", "+00:00")).timestamp()
+    assert record["at"] <= ready_at + 1, f"warm-up recorded at {record['at']}, after Ready at {ready_at}"
+    assert set(record["ms"]) == set(warm_paths), record
+    ratio = first / statistics.median(warm)
+    REPORTS.mkdir(exist_ok=True)
+    figures = {"first_ms": round(first * 1000, 1), "warm_ms": [round(w * 1000, 1) for w in warm],
+               "ratio": round(ratio, 2), "probe_ms": record["ms"], "ready_s": _ready_seconds(pod)}  # fmt: skip
+    (REPORTS / "e2e-ide-warmup.json").write_text(json.dumps(figures, indent=1))
+    assert ratio <= 1.5, f"the first /api/v1/all on a fresh pod took {ratio:.2f}x a warm one: {figures}"
 
 
 def test_runtime_waited_for_the_ides_migrations_and_logs_are_json(kube: Cluster, platform: rp.Release) -> None:

@@ -22,7 +22,9 @@ from tests.harness.paths import CHARTS, ROOT, TOOLS, UMBRELLA, profile_file, pro
 pytestmark = pytest.mark.schema
 
 ALL_CHARTS = sorted(p.name for p in CHARTS.glob("langflow-*") if (p / "Chart.yaml").exists())
-PYTHON_DIRS = [d for d in ("tests", "tools", "loadtest", "dashboards", "worker") if (ROOT / d).is_dir()]
+PYTHON_DIRS = [
+    d for d in ("tests", "tools", "loadtest", "dashboards", "worker", "images", "charts") if (ROOT / d).is_dir()
+]
 
 
 def run(cmd: list[str], timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -117,14 +117,40 @@ def test_ide_deployment_contract(profile: str, rendered_profiles: dict[str, helm
     assert "secretKeyRef" in e["LF_DATABASE_PASSWORD"]
     mounts = {v["mountPath"] for v in c["volumeMounts"]}
     assert {"/app/data", "/tmp"} <= mounts, "Langflow writes HOME/config and /tmp on a read-only root"
-    probes = {k: c[k]["httpGet"]["path"] for k in ("startupProbe", "readinessProbe", "livenessProbe")}
-    assert probes == {"startupProbe": "/health_check", "readinessProbe": "/health_check", "livenessProbe": "/health"}
+    probes = {k: c[k]["httpGet"]["path"] for k in ("readinessProbe", "livenessProbe")}
+    assert probes == {"readinessProbe": "/health_check", "livenessProbe": "/health"}
     startup = c["startupProbe"]
+    assert startup["exec"]["command"][:2] == ["python", "/opt/langflow-platform/warmup.py"], startup
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 90, "must survive a ~60-90 s cold start"
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     assert ports == {"http": 7860, "metrics": 9090}
     svc_ports = {p["name"]: p["port"] for p in m.get("Service", "lf-ide")["spec"]["ports"]}
     assert svc_ports == {"http": 7860, "metrics": 9090}
+
+
+def test_ide_startup_probe_runs_the_charts_warmup_script() -> None:
+    """warmup.enabled (default): the startup probe execs files/warmup.py, mounted read-only from the release's
+    ConfigMap, with the paths and request count from values and no credential (the script reads the container's
+    env); the pod template's checksum follows the script. Off: GET /health_check and no ConfigMap."""
+    values = {"ide.warmup.paths": ["/api/v1/all", "/api/v1/flows/"], "ide.warmup.requests": 3}
+    m = helm.render_profile("prod", set_values=values)
+    d = m.get("Deployment", "lf-ide")
+    c = container(d, "langflow")
+    command = c["startupProbe"]["exec"]["command"]
+    script = command[1]
+    mount = next(v for v in c["volumeMounts"] if script.startswith(v["mountPath"] + "/"))
+    assert mount.get("readOnly") is True, mount
+    volume = next(v for v in d["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"])
+    data = m.get("ConfigMap", volume["configMap"]["name"])["data"]
+    assert data[script.rsplit("/", 1)[1]] == (CHARTS / "langflow-ide" / "files" / "warmup.py").read_text().rstrip("\n")
+    assert command[2:] == ["--requests", "3", "--record", command[5], "/api/v1/all", "/api/v1/flows/"], command
+    assert c["startupProbe"]["timeoutSeconds"] >= 30, "one attempt requests the 3 MB catalogue several times"
+    assert not any("PASSWORD" in arg or "token" in arg.lower() for arg in command), command
+    assert "checksum/scripts" in d["spec"]["template"]["metadata"]["annotations"]
+    off = helm.render_profile("prod", set_values={"ide.warmup.enabled": False})
+    c = container(off.get("Deployment", "lf-ide"), "langflow")
+    assert c["startupProbe"]["httpGet"]["path"] == "/health_check"
+    assert volume["configMap"]["name"] not in {o["metadata"]["name"] for o in off.of_kind("ConfigMap")}
 
 
 def test_ide_scaling_and_availability_in_prod(rendered_profiles: dict[str, helm.Manifest]) -> None:

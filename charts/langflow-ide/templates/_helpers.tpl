@@ -22,3 +22,17 @@ nginx.ingress.kubernetes.io/proxy-read-timeout: {{ $i.websocketTimeoutSeconds | 
 nginx.ingress.kubernetes.io/proxy-send-timeout: {{ $i.websocketTimeoutSeconds | quote }}
 nginx.ingress.kubernetes.io/proxy-body-size: {{ $i.bodySize | quote }}
 {{- end -}}
+
+{{/*
+The startup probe: probes.startup, or with warmup.enabled an exec of files/warmup.py (health check, then each
+warmup.paths path with a session, warmup.requests times) whose timeout is warmup.timeoutSeconds. As YAML.
+Usage: include "langflow-ide.startupProbe" . | fromYaml
+*/}}
+{{- define "langflow-ide.startupProbe" -}}
+{{- $probe := deepCopy .Values.probes.startup -}}
+{{- if .Values.warmup.enabled -}}
+{{- $cmd := list "python" (printf "%s/warmup.py" .Values.warmup.mountPath) "--requests" (toString .Values.warmup.requests) "--record" .Values.warmup.recordPath -}}
+{{- $probe = merge (dict "exec" (concat $cmd .Values.warmup.paths) "timeoutSeconds" .Values.warmup.timeoutSeconds) $probe -}}
+{{- end -}}
+{{- toYaml $probe -}}
+{{- end -}}
