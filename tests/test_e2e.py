@@ -169,8 +169,9 @@ def test_a_fresh_ide_pod_is_warm_before_it_is_ready(kube: Cluster, platform: rp.
     command = langflow["startupProbe"]["exec"]["command"]
     user, password = platform.login()
     assert password not in json.dumps(langflow["startupProbe"]), "a credential in the probe's definition"
-    record_path = command[command.index("--record") + 1]
-    warm_paths = [a for a in command[2:] if a.startswith("/")]
+    options = {command[i]: command[i + 1] for i in range(2, len(command) - 1) if command[i].startswith("--")}
+    record_path = options["--record"]
+    warm_paths = [a for a in command[2:] if not a.startswith("--") and a not in options.values()]
     assert "/api/v1/all" in warm_paths, command
     before = {p["metadata"]["name"] for p in platform.pods_of(deployment)}
     kube.kubectl("rollout", "restart", "deployment", name, "-n", ns)
