@@ -176,8 +176,10 @@ def test_a_fresh_ide_pod_is_warm_before_it_is_ready(kube: Cluster, platform: rp.
     before = {p["metadata"]["name"] for p in platform.pods_of(deployment)}
     kube.kubectl("rollout", "restart", "deployment", name, "-n", ns)
     kube.kubectl("rollout", "status", "deployment", name, "-n", ns, "--timeout=300s", timeout=320)
-    (pod,) = [p for p in platform.pods_of(deployment) if p["metadata"]["name"] not in before
-              and not p["metadata"].get("deletionTimestamp")]  # fmt: skip
+    # the old pod's graceful stop ends before measuring (its CPU) and before the next tests (they expect one pod)
+    wait_for(lambda: not {p["metadata"]["name"] for p in platform.pods_of(deployment)} & before, 180,
+             f"the old pods {sorted(before)} of {name} to be gone", interval=2)  # fmt: skip
+    (pod,) = platform.pods_of(deployment)
     port = next(p["containerPort"] for p in langflow["ports"] if p["name"] == "http")
     url = f"http://{pod['status']['podIP']}:{port}"  # this pod, not the Service (the old one may still serve)
     with rp.api_session(url, user, password) as s:
