@@ -30,10 +30,16 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 RELEASE = "lf"
 
 
+def _timestamp(rfc3339: str) -> float:
+    return dt.datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
+
+
+def _ready_at(pod: dict[str, Any]) -> float:
+    return _timestamp(next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")["lastTransitionTime"])
+
+
 def _ready_seconds(pod: dict[str, Any]) -> float:
-    created = dt.datetime.fromisoformat(pod["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
-    cond = next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")
-    return (dt.datetime.fromisoformat(cond["lastTransitionTime"].replace("Z", "+00:00")) - created).total_seconds()
+    return _ready_at(pod) - _timestamp(pod["metadata"]["creationTimestamp"])
 
 
 # what RDS-managed and other generated secrets hold: every character a URL reserves
@@ -195,8 +201,7 @@ def test_a_fresh_ide_pod_is_warm_before_it_is_ready(kube: Cluster, platform: rp.
     record = json.loads(
         kube.kubectl("exec", "-n", ns, pod["metadata"]["name"], "-c", "langflow", "--", "cat", record_path).stdout
     )
-    ready = next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")
-    ready_at = dt.datetime.fromisoformat(ready["lastTransitionTime"].replace("Z", "+00:00")).timestamp()
+    ready_at = _ready_at(pod)
     assert record["at"] <= ready_at + 1, f"warm-up recorded at {record['at']}, after Ready at {ready_at}"
     assert set(record["ms"]) == set(warm_paths), record
     ratio = first / statistics.median(warm)

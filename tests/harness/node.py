@@ -128,6 +128,11 @@ def _port_in_use(port: int, host: str = "0.0.0.0") -> bool:
     return False
 
 
+def _bridge_exists() -> bool:
+    """The node's bridge is up: a node runs (or one was left behind)."""
+    return _run("ip", "link", "show", BRIDGE, check=False).returncode == 0
+
+
 def host_snapshot() -> dict[str, Any]:
     """What the node may change on the host, read before it starts (restored or compared after it stops)."""
     return {
@@ -219,7 +224,7 @@ class RealNode(DaemonState):
             problems.append("no memory cgroup controller under /sys/fs/cgroup (kubelet needs cgroups)")
         if _run("nft", "list", "tables", check=False).returncode != 0:
             problems.append("nftables does not work here (`nft list tables` failed): the kernel needs nf_tables")
-        if _run("ip", "link", "show", BRIDGE, check=False).returncode == 0:
+        if _bridge_exists():
             problems.append(f"bridge {BRIDGE} exists already (a node left behind?): run `make cluster-down`")
         for port in (KUBELET_PORT,):
             if _port_in_use(port):
@@ -742,7 +747,7 @@ def prepare_images(names: Sequence[str] | None = None, progress: Progress = prin
     """Build (or reuse) the images and import them into the node's containerd root with a containerd of its own,
     started and stopped here; a later `RealNode.up()` finds them imported. For runners whose per-test timeout
     must not pay for a cold build (pytest's session start). Does nothing while a node runs (its bridge exists)."""
-    if _run("ip", "link", "show", BRIDGE, check=False).returncode == 0:
+    if _bridge_exists():
         progress(f"images: bridge {BRIDGE} exists (a node runs): it imports the images itself")
         return
     with tempfile.TemporaryDirectory(prefix="lfp-images-") as tmp:
