@@ -10,10 +10,12 @@ before any chart. Assertions use the kubernetes client, not helm's output.
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -207,14 +209,12 @@ def run_helm_tests(kube: Cluster, ns: str) -> int:
 
 
 # ------------------------------------------------------------------------------------------------- tests
-@pytest.mark.timeout(420)
-@pytest.mark.parametrize("profile", profiles())
-def test_profile_lifecycle(
-    kube: Cluster, namespace_factory: Callable[[str], str], profile: str, tmp_path: Path
-) -> None:
+LIFECYCLE_PARALLEL = 4  # profiles in flight at once: the time goes to waits (rollouts, hook Jobs on the real node)
+
+
+def lifecycle(kube: Cluster, ns: str, profile: str, tmp_path: Path) -> None:
     """install --wait -> everything Ready -> upgrade with changed values (Secrets, PVCs, StatefulSet UIDs kept)
     -> rollback (same) -> uninstall (PVCs and keep-policy Secrets survive, the rest is gone)."""
-    ns = namespace_factory(f"lc-{profile}")
     helm_install(kube, ns, UMBRELLA, [profile_file(profile)])
     objects = release_objects(kube, ns)
     assert objects, f"profile {profile} installed no objects"
@@ -273,6 +273,47 @@ def test_profile_lifecycle(
         assert left[("Secret", s["metadata"]["name"])].get("data") == secrets_before[s["metadata"]["name"]]
     # generated Secrets belong to no release: uninstall leaves them, unchanged
     assert secrets_data(kube, ns, [], generated) == {n: secrets_before[n] for n in generated}
+
+
+@pytest.fixture(scope="module")
+def lifecycles(
+    request: pytest.FixtureRequest, kube: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Exception | None]]:
+    """Every collected profile's lifecycle, LIFECYCLE_PARALLEL at a time, each in its own namespace (profiles
+    share nothing but the cluster). Maps profile -> the exception its lifecycle raised, or None; each
+    test_profile_lifecycle[profile] re-raises its own, so a failure is still reported against its profile."""
+    wanted = sorted(
+        {
+            item.callspec.params["profile"]
+            for item in request.session.items
+            if getattr(item, "originalname", "") == "test_profile_lifecycle" and hasattr(item, "callspec")
+        }
+    )
+    namespaces = {p: f"lc-{p}-{secrets.token_hex(3)}" for p in wanted}
+
+    def one(profile: str) -> Exception | None:
+        try:
+            kube.create_namespace(namespaces[profile], restricted=True)
+            lifecycle(kube, namespaces[profile], profile, tmp_path_factory.mktemp(f"lc-{profile}"))
+        except Exception as exc:  # handed to the profile's own test, which re-raises it
+            return exc
+        return None
+
+    with ThreadPoolExecutor(max_workers=LIFECYCLE_PARALLEL) as pool:
+        results = dict(zip(wanted, pool.map(one, wanted), strict=True))
+    yield results
+    for ns in namespaces.values():
+        kube.delete_namespace(ns, wait=False)
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("profile", profiles())
+def test_profile_lifecycle(lifecycles: dict[str, Exception | None], profile: str) -> None:
+    """The profile's install -> upgrade -> rollback -> uninstall (see lifecycle()) passed. The module's first
+    lifecycle test runs every profile's, concurrently; the timeout covers all of them."""
+    exc = lifecycles[profile]
+    if exc is not None:
+        raise exc
 
 
 # ------------------------------------------------------------------------------- upgrade from an older chart
