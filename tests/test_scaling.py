@@ -11,9 +11,10 @@ What runs:
   installed with `global.broker.existingSecret` naming a Secret the harness creates with the same keys the
   broker chart's Secret has, whose `amqp-url` points at 127.0.0.1:<port> (the in-cluster RabbitMQ
   StatefulSet still renders and runs under kwok, unused). Time override, said plainly too: the scale-down
-  stabilization window is cut from prod's 300 s (asserted at render in test_render_app) to SCALE_DOWN_WINDOW_S, so
-  the run takes four minutes less; the test measures the scale-in against the window the ScaledObject carries.
-  Apart from those two fields the ScaledObject is identical to the plain prod render (checked below);
+  stabilization window is cut from prod's 300 s (asserted at render in test_render_app) to SCALE_DOWN_WINDOW_S and
+  the period of prod's scale-down policies from 60 s to SCALE_DOWN_PERIOD_S (same types and values), so the run
+  takes six minutes less; the test measures the scale-in against the window and policies the ScaledObject
+  carries. Apart from those fields the ScaledObject is identical to the plain prod render (checked below);
 - one real worker process (`python -m langflow_worker`, sleep executor, fixed rate) per Ready runtime pod,
   following the pods as the HPA adds and removes them;
 - a bounded step-profile publisher: idle, then a burst at twice the capacity of 10 workers, then idle.
@@ -70,10 +71,18 @@ HPA_SYNC_S = 15.0  # kube-controller-manager --horizontal-pod-autoscaler-sync-pe
 SAMPLE_SLACK_S = 2.0  # sampling interval + API latency of the recorder
 # the only change to the prod profile: the broker Secret the runtime (and its TriggerAuthentication) reads
 BROKER_OVERRIDE = {"global": {"broker": {"existingSecret": LOOPBACK_SECRET}}}
-SCALE_DOWN_WINDOW_S = 60  # prod keeps 300 s; the window's length changes what the test waits, not what it checks
-WINDOW_OVERRIDE = {
-    "runtime": {"keda": {"behavior": {"scaleDown": {"stabilizationWindowSeconds": SCALE_DOWN_WINDOW_S}}}}
-}
+# prod keeps 300 s and 60 s: their lengths change what the test waits, not what it checks
+SCALE_DOWN_WINDOW_S = 30
+SCALE_DOWN_PERIOD_S = 20
+
+
+def shortened_scale_down(prod_so: dict[str, Any]) -> dict[str, Any]:
+    """prod's scaleDown behaviour with the test's window and policy period (policy types and values kept)."""
+    down = copy.deepcopy(prod_so["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"])
+    down["stabilizationWindowSeconds"] = SCALE_DOWN_WINDOW_S
+    for policy in down["policies"]:
+        policy["periodSeconds"] = SCALE_DOWN_PERIOD_S
+    return down
 
 
 def _objects(manifest: helm_lib.Manifest, kinds: tuple[str, ...]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -82,12 +91,14 @@ def _objects(manifest: helm_lib.Manifest, kinds: tuple[str, ...]) -> dict[tuple[
 
 @pytest.fixture(scope="module")
 def prod_render(tmp_path_factory: pytest.TempPathFactory) -> tuple[helm_lib.Manifest, helm_lib.Manifest, Path]:
-    """(prod render, prod render with the loopback broker Secret and the short scale-down window, that override's
+    """(prod render, prod render with the loopback broker Secret and the shortened scale-down, that override's
     values file)."""
     tmp = tmp_path_factory.mktemp("scaling-values")
     override = tmp / "broker-loopback.yaml"
-    override.write_text(yaml.safe_dump({**BROKER_OVERRIDE, **WINDOW_OVERRIDE}))
     full = helm_lib.render_profile("prod")
+    prod_so = _objects(full, ("ScaledObject",))[("ScaledObject", f"{RELEASE}-runtime")]
+    down = {"runtime": {"keda": {"behavior": {"scaleDown": shortened_scale_down(prod_so)}}}}
+    override.write_text(yaml.safe_dump({**BROKER_OVERRIDE, **down}))
     only = helm_lib.render_profile("prod", values=[override])
     return full, only, override
 
@@ -181,11 +192,14 @@ def test_runtime_scales_on_queue_depth_per_policy(
     full_objs, only_objs = _objects(full, kinds), _objects(only, kinds)
     so = only_objs[("ScaledObject", f"{RELEASE}-runtime")]
     prod_so = copy.deepcopy(full_objs[("ScaledObject", f"{RELEASE}-runtime")])
-    prod_down = prod_so["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]
+    prod_behavior = prod_so["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    prod_down = prod_behavior["scaleDown"]
     assert prod_down["stabilizationWindowSeconds"] > SCALE_DOWN_WINDOW_S, "prod's window is not the longer one"
     prod_window = float(prod_down["stabilizationWindowSeconds"])
-    prod_down["stabilizationWindowSeconds"] = SCALE_DOWN_WINDOW_S
-    assert so == prod_so, "ScaledObject differs from the prod render in more than the scale-down window"
+    prod_periods = sorted({float(p["periodSeconds"]) for p in prod_down["policies"]})
+    assert min(prod_periods) > SCALE_DOWN_PERIOD_S, "prod's scale-down period is not the longer one"
+    prod_behavior["scaleDown"] = shortened_scale_down(prod_so)
+    assert so == prod_so, "ScaledObject differs from the prod render in more than the scale-down window and period"
     trigger = rabbitmq_trigger(so)
     spec = so["spec"]
     min_r, max_r = int(spec["minReplicaCount"]), int(spec["maxReplicaCount"])
@@ -278,9 +292,11 @@ def test_runtime_scales_on_queue_depth_per_policy(
                 600,
                 "the queue to drain",
             )
-            # scale-in: window + two 60 s steps (10 -> 5 -> 2) + HPA sync slack
+            # scale-in: the window, then one policy step per period (10 -> 5 -> 3 -> 2), each up to an HPA sync late
             rec.wait_until(
-                lambda s: s.spec_replicas == min_r and s.t > drained.t, window + 240, f"back to {min_r} replicas"
+                lambda s: s.spec_replicas == min_r and s.t > drained.t,
+                window + 4 * (SCALE_DOWN_PERIOD_S + HPA_SYNC_S) + 60,
+                f"back to {min_r} replicas",
             )
             time.sleep(5)  # a few idle samples after the return
         finally:
@@ -355,7 +371,8 @@ def test_runtime_scales_on_queue_depth_per_policy(
         "notes": (
             "local control plane + kwok; KEDA operator/adapter and one worker process per Ready pod on the host; "
             "broker Secret host overridden to 127.0.0.1; scale-down stabilization window shortened from prod's "
-            f"{prod_window:.0f} s to {window:.0f} s; HPA sync period 15 s"
+            f"{prod_window:.0f} s to {window:.0f} s and the scale-down policy period from {prod_periods} s to "
+            f"{SCALE_DOWN_PERIOD_S} s; HPA sync period 15 s"
         ),
     }
     json_path, png_path = write_report(report, samples)
