@@ -504,8 +504,9 @@ def test_runtime_waits_for_the_ide_migrations(profile: str, rendered_profiles: d
     assert int(we["WAIT_TIMEOUT_SECONDS"]) == 600
     script = wait["command"][2]
     assert wait["command"][:2] == ["python", "-c"] and "alembic_version" in script and "get_heads()" in script
-    mounts = {vm["mountPath"] for vm in wait["volumeMounts"]}
-    assert mounts == {"/tmp"}, "the read-only root filesystem needs a writable /tmp only"
+    assert we.get("PGSSLROOTCERT") == le.get("PGSSLROOTCERT"), "the same CA verifies the same server"
+    writable = {vm["mountPath"] for vm in wait["volumeMounts"] if not vm.get("readOnly")}
+    assert writable == {"/tmp"}, "the read-only root filesystem needs a writable /tmp only"
 
 
 def test_runtime_chart_alone_migrates_itself_unless_told_to_wait() -> None:
@@ -559,6 +560,7 @@ def test_connections_follow_the_contract_for_external_services(rendered_profiles
         set_values={
             "global.database.host": "db.example.org",
             "global.database.sslmode": "verify-full",
+            "global.database.tls.caSecret": "db-ca",
             "global.database.port": 6432,
             "global.broker.vhost": "lf",
         },

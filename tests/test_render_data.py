@@ -409,3 +409,107 @@ def test_ide_data_volume_can_be_an_existing_claim() -> None:
     pod = m.get("Deployment", f"{R}-ide")["spec"]["template"]["spec"]
     (data,) = [v for v in pod["volumes"] if v["name"] == "data"]
     assert data == {"name": "data", "persistentVolumeClaim": {"claimName": "mine"}}
+
+
+# --- transport security: libpq clients verify the database server (issue 16, bug 11) ----------------------------
+VERIFYING = {"verify-ca", "verify-full"}
+RESTORE = {"database.restore.enabled": True, "database.restore.id": "tls-check"}
+
+
+def pod_spec(w: dict[str, Any]) -> dict[str, Any]:
+    tmpl = w["spec"]["jobTemplate"]["spec"]["template"] if w["kind"] == "CronJob" else w["spec"]["template"]
+    return tmpl["spec"]
+
+
+def libpq_clients(m: helm.Manifest) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """Every container of the render that connects to PostgreSQL (a Langflow database URL, or libpq's PGHOST),
+    with the pod spec it runs in."""
+    out = []
+    for w in m.workloads():
+        spec = pod_spec(w)
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            names = {e["name"] for e in c.get("env") or []}
+            if names & {"LANGFLOW_DATABASE_URL", "PGHOST"}:
+                out.append((f"{w['kind']}/{w['metadata']['name']}/{c['name']}", spec, c))
+    return out
+
+
+def libpq_settings(c: dict[str, Any]) -> dict[str, str]:
+    """What libpq reads in this container: host, sslmode (the URL's, else PGSSLMODE) and PGSSLROOTCERT."""
+    e = {x["name"]: x.get("value") for x in c.get("env") or []}
+    url = e.get("LANGFLOW_DATABASE_URL")
+    if url:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or ""
+        sslmode = dict(urllib.parse.parse_qsl(parts.query)).get("sslmode", "")
+    else:
+        host, sslmode = e.get("PGHOST") or "", e.get("PGSSLMODE") or ""
+    return {"host": host, "sslmode": sslmode, "rootcert": e.get("PGSSLROOTCERT") or ""}
+
+
+def mounted_secret_file(spec: dict[str, Any], c: dict[str, Any], path: str) -> tuple[str, str] | None:
+    """(Secret name, key) of the Secret file the container sees at `path`, or None."""
+    volumes = {v["name"]: v for v in spec.get("volumes") or []}
+    for m in c.get("volumeMounts") or []:
+        prefix = m["mountPath"].rstrip("/") + "/"
+        if not path.startswith(prefix):
+            continue
+        secret = volumes.get(m["name"], {}).get("secret")
+        if not secret:
+            return None
+        rel = path[len(prefix) :]
+        for item in secret.get("items") or [{"key": rel, "path": rel}]:
+            if item["path"] == rel:
+                return secret["secretName"], item["key"]
+    return None
+
+
+def test_prod_clients_verify_the_server_against_cloudnativepg_ca() -> None:
+    """prod: every libpq client (IDE, runtime and its migration wait, backup, restore) verifies the server
+    (verify-full) against CloudNativePG's server CA (Secret "<cluster>-ca", key ca.crt), mounted and named by
+    PGSSLROOTCERT; the host they dial is the Pooler, whose certificate (CloudNativePG gives the Pooler the cluster's
+    server certificate) names it through the Cluster's serverAltDNSNames."""
+    m = render("prod", **RESTORE)
+    (cluster,) = m.of_kind("Cluster")
+    (pooler,) = m.of_kind("Pooler")
+    alt_names = set((cluster["spec"].get("certificates") or {}).get("serverAltDNSNames") or [])
+    clients = libpq_clients(m)
+    where = {w for w, _, _ in clients}
+    assert {"Deployment/lf-ide/langflow", "StatefulSet/lf-runtime/langflow"} <= where, where
+    assert any(w.startswith("CronJob/") for w in where) and any(w.startswith("Job/") for w in where), where
+    for w, spec, c in clients:
+        s = libpq_settings(c)
+        assert s["sslmode"] == "verify-full", (w, s)
+        assert s["rootcert"], f"{w}: no PGSSLROOTCERT"
+        assert mounted_secret_file(spec, c, s["rootcert"]) == (f"{cluster['metadata']['name']}-ca", "ca.crt"), w
+        assert s["host"] == pooler["metadata"]["name"], (w, s["host"])
+        assert {s["host"], f"{s['host']}.{NS}", f"{s['host']}.{NS}.svc"} <= alt_names, (w, alt_names)
+
+
+def test_verifying_without_a_ca_is_refused_and_a_ca_of_yours_is_mounted() -> None:
+    """sslmode verify-ca/verify-full with no CA to verify against fails the render, naming the key; an external
+    server's CA (e.g. RDS's bundle) comes from global.database.tls; without verification nothing is mounted."""
+    external = {"global.database.host": "db.example.org", "global.database.sslmode": "verify-full"}
+    with pytest.raises(helm.HelmError, match=r"VALUES VALIDATION:\n.*global\.database\.tls\.caSecret"):
+        render("prod", **external)
+    with pytest.raises(helm.HelmError, match=r"VALUES VALIDATION:\n.*global\.database\.tls\.caSecret"):
+        render("dev", **{"global.database.sslmode": "verify-ca"})  # the standalone server: the CA is yours
+    m = render(
+        "aws",
+        **{
+            "global.database.sslmode": "verify-full",
+            "global.database.tls.caSecret": "rds-ca",
+            "global.database.tls.caKey": "global-bundle.pem",
+        },
+    )
+    clients = libpq_clients(m)
+    assert clients
+    for w, spec, c in clients:
+        s = libpq_settings(c)
+        assert s["sslmode"] == "verify-full" and mounted_secret_file(spec, c, s["rootcert"]) == (
+            "rds-ca",
+            "global-bundle.pem",
+        ), (w, s)
+    for w, _, c in libpq_clients(render("dev")):
+        s = libpq_settings(c)
+        assert s["sslmode"] not in VERIFYING and not s["rootcert"], (w, s)

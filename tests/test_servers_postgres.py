@@ -13,14 +13,15 @@ import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 import yaml
 
-from tests.harness import sandbox
+from tests.harness import helm, sandbox
 from tests.harness.data_tier import Rendered, RenderedPostgres, postgres_rendered, rendered_data
 from tests.harness.langflow import resolve_env
 from tests.harness.servers import PG_BIN, free_port, spawn, wait_for
@@ -231,8 +232,8 @@ def test_only_the_application_role_logs_in_over_the_network(pg: RenderedPostgres
     assert pg.psql("select current_user", superuser=True) == "postgres"  # the socket, inside the pod
 
 
-def _certificates(tmp: Path) -> dict[str, str]:
-    """A CA and a server certificate for 127.0.0.1 and the Service name, as a cert-manager Certificate's Secret."""
+def _certificates(tmp: Path, dns_names: Sequence[str] = ("lf-database.langflow.svc",)) -> dict[str, str]:
+    """A CA and a server certificate for 127.0.0.1 and these DNS names, as a cert-manager Certificate's Secret."""
 
     def run(*args: str) -> None:
         subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60, cwd=tmp)
@@ -240,10 +241,23 @@ def _certificates(tmp: Path) -> dict[str, str]:
     run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=e2e-ca", "-keyout", "ca.key",
         "-out", "ca.crt")  # fmt: skip
     run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=lf-database", "-keyout", "tls.key", "-out", "tls.csr")
-    (tmp / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:lf-database.langflow.svc\n")
+    sans = ",".join(["IP:127.0.0.1", *(f"DNS:{n}" for n in dns_names)])
+    (tmp / "san.ext").write_text(f"subjectAltName={sans}\n")
     run("x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1",
         "-extfile", "san.ext", "-out", "tls.crt")  # fmt: skip
     return {name: (tmp / name).read_text() for name in ("tls.crt", "tls.key", "ca.crt")}
+
+
+def _tls_server_values(tmp: Path, files: dict[str, str]) -> Path:
+    """Values that turn the standalone server's TLS on with these files (a Secret of the release's)."""
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "lf-database-tls"},
+              "type": "kubernetes.io/tls", "stringData": files}  # fmt: skip
+    values = tmp / "tls.yaml"
+    values.write_text(yaml.safe_dump({
+        "database": {"standalone": {"tls": {"enabled": True, "existingSecret": "lf-database-tls"}}},
+        "extraObjects": [secret],
+    }))  # fmt: skip
+    return values
 
 
 @pytest.mark.timeout(180)
@@ -251,15 +265,7 @@ def test_with_tls_the_network_takes_only_verified_tls(tmp_path: Path) -> None:
     """database.standalone.tls: the rendered server serves TLS from the mounted Secret and its pg_hba refuses a
     plaintext login over the network (hostssl), while a client verifying the server (verify-full, the CA) gets in
     over TLS."""
-    files = _certificates(tmp_path)
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "lf-database-tls"},
-              "type": "kubernetes.io/tls", "stringData": files}  # fmt: skip
-    values = tmp_path / "tls.yaml"
-    values.write_text(yaml.safe_dump({
-        "database": {"standalone": {"tls": {"enabled": True, "existingSecret": "lf-database-tls"}}},
-        "extraObjects": [secret],
-    }))  # fmt: skip
-    r = rendered_data("dev", values=[values])
+    r = rendered_data("dev", values=[_tls_server_values(tmp_path, _certificates(tmp_path))])
     spec = r.manifest.get("StatefulSet", f"{RELEASE}-database")["spec"]["template"]["spec"]
     (tls_volume,) = [v for v in spec["volumes"] if v.get("secret", {}).get("secretName") == "lf-database-tls"]
     tls = {i["path"]: r.secrets["lf-database-tls"][i["key"]] for i in tls_volume["secret"]["items"]}
@@ -277,3 +283,66 @@ def test_with_tls_the_network_takes_only_verified_tls(tmp_path: Path) -> None:
         (other / "ca.pem").write_text(_certificates(other)["ca.crt"])
         with pytest.raises(psycopg.OperationalError, match=r"certificate verify failed"):
             psycopg.connect(password=pg.app_password, sslmode="verify-full", sslrootcert=str(other / "ca.pem"), **net)
+
+
+def cloudnativepg_server_names(cluster: dict[str, Any], namespace: str) -> list[str]:
+    """The DNS names CloudNativePG puts in the server certificate it issues (v1.27, Cluster.GetClusterAltDNSNames):
+    the cluster's -rw, -r and -ro Services, each in four forms, then spec.certificates.serverAltDNSNames. Its Pooler
+    presents the same certificate to the clients (PgBouncer's client_tls_cert_file is the cluster's server TLS
+    Secret: internal/pgbouncer/management/controller/secrets.go)."""
+    names = []
+    for kind in ("rw", "r", "ro"):
+        svc = f"{cluster['metadata']['name']}-{kind}"
+        names += [svc, f"{svc}.{namespace}", f"{svc}.{namespace}.svc", f"{svc}.{namespace}.svc.cluster.local"]
+    return names + list((cluster["spec"].get("certificates") or {}).get("serverAltDNSNames") or [])
+
+
+@pytest.mark.timeout(240)
+def test_prod_client_verifies_the_server_with_the_mounted_ca(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """prod's IDE, as rendered (its database URL unchanged, libpq's PGSSLROOTCERT naming the mounted CA), against a
+    real PostgreSQL serving the certificate CloudNativePG would issue for the rendered Cluster: verify-full gets in
+    over TLS, dialling the rendered host name; a CA file of another CA is refused, and so is the certificate
+    CloudNativePG issues without the Cluster's serverAltDNSNames (it does not name the Pooler the clients dial)."""
+    prod = helm.render_profile("prod")
+    (cluster,) = prod.of_kind("Cluster")
+    ide = prod.get("Deployment", f"{RELEASE}-ide")["spec"]["template"]["spec"]
+    (c,) = [x for x in ide["containers"] if x["name"] == "langflow"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    url = env["LANGFLOW_DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://", 1)
+    host = env["LF_DATABASE_HOST"]
+    assert "sslmode=verify-full" in url and host in url
+    # the CA file where the pod sees it: the Secret volume mounted over PGSSLROOTCERT's directory
+    rootcert = env["PGSSLROOTCERT"]
+    (mount,) = [m for m in c["volumeMounts"] if rootcert.startswith(m["mountPath"].rstrip("/") + "/")]
+    ca_file = tmp_path / "mounted" / os.path.relpath(rootcert, mount["mountPath"])
+    ca_file.parent.mkdir(parents=True)
+    monkeypatch.setenv("PGSSLROOTCERT", str(ca_file))
+
+    def serve(names: Sequence[str], where: Path) -> contextlib.AbstractContextManager[RenderedPostgres]:
+        where.mkdir()
+        files = _certificates(where, names)
+        r = rendered_data("dev", values=[_tls_server_values(where, files)])
+        return rendered_server(r, {k: files[k] for k in ("tls.crt", "tls.key", "ca.crt")})
+
+    def connect(pg: RenderedPostgres) -> psycopg.Connection[Any]:
+        # the rendered URL (host name, sslmode) with this machine's address under it (libpq hostaddr: the name
+        # is still what verify-full checks) and the server's port and password
+        return psycopg.connect(url, hostaddr="127.0.0.1", port=pg.port, user=pg.app_user, password=pg.app_password,
+                               dbname=pg.app_db, connect_timeout=5)  # fmt: skip
+
+    with serve(cloudnativepg_server_names(cluster, "langflow"), tmp_path / "cnpg") as pg:
+        ca_file.write_text((tmp_path / "cnpg" / "ca.crt").read_text())
+        with connect(pg) as conn:
+            row = conn.execute("select ssl from pg_stat_ssl where pid = pg_backend_pid()").fetchone()
+        assert row == (True,), row
+        other = tmp_path / "other"
+        other.mkdir()
+        ca_file.write_text(_certificates(other)["ca.crt"])
+        with pytest.raises(psycopg.OperationalError, match=r"certificate verify failed"):
+            connect(pg)
+    # without the Pooler's names the certificate names only the cluster's own Services
+    bare = {**cluster, "spec": {k: v for k, v in cluster["spec"].items() if k != "certificates"}}
+    with serve(cloudnativepg_server_names(bare, "langflow"), tmp_path / "bare") as pg:
+        ca_file.write_text((tmp_path / "bare" / "ca.crt").read_text())
+        with pytest.raises(psycopg.OperationalError, match=rf"does not match host name \"{host}\""):
+            connect(pg)

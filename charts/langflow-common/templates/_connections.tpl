@@ -14,7 +14,9 @@ global.vectorstore.existingSecret or "<release>-vectorstore-credentials" (key ap
 Env produced:
   database:    LF_DATABASE_USER, LF_DATABASE_PASSWORD, LF_DATABASE_HOST, LF_DATABASE_PORT, LF_DATABASE_NAME,
                PGPASSWORD (the same Secret key), LANGFLOW_DATABASE_URL=postgresql+psycopg://user@host:port/name?sslmode=...
-               (no password in the URL: libpq takes it from PGPASSWORD, whatever characters it holds)
+               (no password in the URL: libpq takes it from PGPASSWORD, whatever characters it holds),
+               PGSSLROOTCERT when the server is verified (the CA's Secret file: see _tls.tpl; the container mounts
+               "langflow-common.databaseTLS.volumeMount" and its pod "langflow-common.databaseTLS.volume")
   broker:      LF_BROKER_TYPE, LF_BROKER_QUEUE, LF_BROKER_DEAD_LETTER_QUEUE, and by type
                rabbitmq: LF_BROKER_USERNAME, LF_BROKER_PASSWORD, LF_BROKER_URL=amqp://$(U):$(P)@host:5672/vhost
                redis:    LF_BROKER_PASSWORD, LF_BROKER_URL=redis://:$(P)@host:6379/0
@@ -35,7 +37,7 @@ Usage (in a container's env list):
 
 {{/* The global.database block with its defaults. */}}
 {{- define "langflow-common.connections.database" -}}
-{{- $d := merge (deepCopy ((.Values.global).database | default dict)) (dict "host" "" "port" 5432 "name" "langflow" "user" "langflow" "existingSecret" "" "sslmode" "prefer") -}}
+{{- $d := merge (deepCopy ((.Values.global).database | default dict)) (dict "host" "" "port" 5432 "name" "langflow" "user" "langflow" "existingSecret" "" "sslmode" "prefer" "tls" (dict "caSecret" "" "caKey" "ca.crt")) -}}
 {{- toYaml $d -}}
 {{- end -}}
 
@@ -108,6 +110,7 @@ Usage (in a container's env list):
     secretKeyRef:
       name: {{ include "langflow-common.connections.databaseSecret" . }}
       key: password
+{{- include "langflow-common.databaseTLS.env" (dict "context" .) }}
 - name: LANGFLOW_DATABASE_URL
   value: {{ printf "postgresql+psycopg://%s@%s:%d/%s%s" (urlquery $d.user) $host (int $d.port) $d.name (ternary (printf "?sslmode=%s" $d.sslmode) "" (not (empty $d.sslmode))) | quote }}
 {{- end -}}

@@ -20,6 +20,7 @@
     secretKeyRef: {name: {{ $secret }}, key: password}
 - name: PGSSLMODE
   value: {{ ((.Values.global).database).sslmode | default "prefer" | quote }}
+{{- include "langflow-common.databaseTLS.env" (dict "context" . "defaultSecret" (include "langflow-database.caSecret" .)) }}
 - name: PGCONNECT_TIMEOUT
   value: "30"
 - name: S3_ENDPOINT
@@ -85,6 +86,7 @@ volumes:
       sizeLimit: {{ $ctx.Values.backup.scratchSizeLimit }}
   - name: tmp
     emptyDir: {sizeLimit: 256Mi}
+  {{- include "langflow-common.databaseTLS.volume" (dict "context" $ctx "defaultSecret" (include "langflow-database.caSecret" $ctx)) | nindent 2 }}
 {{- end -}}
 
 {{- define "langflow-database.backupContainer" -}}
@@ -104,4 +106,5 @@ volumes:
     - {name: scripts, mountPath: /scripts, readOnly: true}
     - {name: backup, mountPath: /backup}
     - {name: tmp, mountPath: /tmp}
+    {{- include "langflow-common.databaseTLS.volumeMount" (dict "context" $ctx "defaultSecret" (include "langflow-database.caSecret" $ctx)) | nindent 4 }}
 {{- end -}}

@@ -39,8 +39,26 @@
 {{- if eq .Values.mode "external" -}}{{ include "langflow-database.externalPort" . }}{{- else -}}5432{{- end -}}
 {{- end -}}
 
+{{/* The CA that verifies this chart's server, when the clients verify it and global.database.tls.caSecret names
+none: in mode ha CloudNativePG's server CA ("<cluster>-ca", key ca.crt; the server certificate it issues names the
+Pooler too, see ha-cluster.yaml); in modes standalone and external none is known (the CA is the user's).
+Usage: include "langflow-database.caSecret" . */}}
+{{- define "langflow-database.caSecret" -}}
+{{- if eq .Values.mode "ha" -}}{{ include "langflow-common.suffixed" (dict "context" . "suffix" "pg-ca") }}{{- end -}}
+{{- end -}}
+
+{{/* The Pooler's Service names in the server certificate: what the clients dial (the connection contract's
+"<release>-database"), short and qualified. Usage: include "langflow-database.poolerDNSNames" . | fromYamlArray */}}
+{{- define "langflow-database.poolerDNSNames" -}}
+{{- $svc := include "langflow-common.fullname" . -}}
+{{- $ns := include "langflow-common.namespace" . -}}
+{{- toYaml (list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.%s" $svc $ns .Values.ha.clusterDomain)) -}}
+{{- end -}}
+
 {{/* Checks run by every mode. */}}
 {{- define "langflow-database.validate" -}}
+{{- /* the clients' CA (fails when they verify the server and no CA is known); the apps derive CloudNativePG's */}}
+{{- $_ := include "langflow-common.databaseTLS.ca" (dict "context" . "defaultSecret" (include "langflow-database.caSecret" .)) -}}
 {{- if eq .Values.mode "external" -}}
 {{- include "langflow-common.validate.required" (dict "value" (include "langflow-database.externalHost" .) "key" "database.external.host (or global.database.host)" "why" "mode external needs the server's DNS name") -}}
 {{- include "langflow-common.validate.required" (dict "value" (.Values.existingSecret | default ((.Values.global).database).existingSecret) "key" "global.database.existingSecret (or database.existingSecret)" "why" "mode external takes its credentials from an existing Secret (username/password)") -}}

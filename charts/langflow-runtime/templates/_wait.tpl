@@ -69,4 +69,5 @@ Same image, security context and resources as the Langflow container; the same L
   volumeMounts:
     - name: tmp
       mountPath: /tmp
+    {{- include "langflow-common.databaseTLS.volumeMount" (dict "context" .) | nindent 4 }}
 {{- end -}}
