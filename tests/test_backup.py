@@ -13,6 +13,7 @@ what the job pushes. Only paths (/scripts, /backup) and hosts/ports differ from 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.server
 import json
@@ -123,6 +124,35 @@ def pod_of(obj: dict[str, Any]) -> dict[str, Any]:
     return {"metadata": obj["metadata"], "spec": {"template": tmpl}}
 
 
+def secret_files(obj: dict[str, Any]) -> dict[str, str]:
+    data = {k: base64.b64decode(v).decode() for k, v in (obj.get("data") or {}).items()}
+    return {**data, **(obj.get("stringData") or {})}
+
+
+def mount_volumes(
+    manifest: helm.Manifest, obj: dict[str, Any], container: dict[str, Any], root: Path
+) -> dict[str, str]:
+    """The container's Secret volumes as the kubelet mounts them (the items' files, with the volume's mode) and its
+    /tmp emptyDir, each under `root`: {mountPath: host directory}. (/scripts and /backup: see run_step.)"""
+    volumes = {v["name"]: v for v in pod_of(obj)["spec"]["template"]["spec"].get("volumes") or []}
+    out: dict[str, str] = {}
+    for m in container.get("volumeMounts") or []:
+        vol = volumes[m["name"]]
+        if "secret" not in vol and m["mountPath"] != "/tmp":
+            continue
+        where = root / m["name"]
+        where.mkdir(parents=True, exist_ok=True)
+        if "secret" in vol:
+            found = manifest.secret(vol["secret"]["secretName"])
+            assert found is not None, f"{m['name']}: Secret {vol['secret']['secretName']} is not in the manifest"
+            data = secret_files(found)
+            for item in vol["secret"].get("items") or [{"key": k, "path": k} for k in data]:
+                (where / item["path"]).write_text(data[item["key"]])
+                (where / item["path"]).chmod(vol["secret"].get("defaultMode", 0o644))
+        out[m["mountPath"]] = str(where)
+    return out
+
+
 def run_step(
     manifest: helm.Manifest,
     obj: dict[str, Any],
@@ -133,8 +163,15 @@ def run_step(
     endpoints: dict[str, Any],
 ) -> tuple[subprocess.CompletedProcess[str], float]:
     """Run one container of the CronJob/Job as rendered: its command (the script from the rendered ConfigMap),
-    its env resolved from the render with in-cluster hosts mapped to loopback; /scripts and /backup become dirs."""
-    env = map_hosts(resolve_env(manifest, pod_of(obj), container), endpoints, NS)
+    its env resolved from the render with in-cluster hosts mapped to loopback; /scripts and /backup become dirs, and
+    its Secret volumes and /tmp are files under the work dir (env values naming them point there)."""
+    env = resolve_env(manifest, pod_of(obj), container)
+    mounts = mount_volumes(manifest, obj, container, work / f"mounts-{container['name']}")
+    for key, value in env.items():  # before the hosts: a path such as /run/secrets/s3 is no Service "s3"
+        for path, host in mounts.items():
+            if value == path or value.startswith(path.rstrip("/") + "/"):
+                env[key] = host + value[len(path) :]
+    env = map_hosts(env, endpoints, NS)
     env.update(
         {
             "BACKUP_DIR": str(work),
@@ -381,3 +418,63 @@ def test_restore_runs_once_per_id(tmp_path: Path) -> None:
             assert notes(fresh) == ["a", "b", "c"]
             ids = fresh.psql("select id from langflow_platform_restores order by id").split()
             assert ids == ["first", "second"], ids
+
+
+@pytest.mark.timeout(300)
+def test_backup_steps_read_credentials_from_files(tmp_path: Path) -> None:
+    """The dump and upload steps as rendered hold no credential in their environment: pg_dump logs in with the
+    PGPASSFILE the step writes (mode 0600, pgpass format) from the mounted Secret, a password holding ":", "\\",
+    "@", "/" and "%" included, and aws-cli signs with the AWS_SHARED_CREDENTIALS_FILE the step writes from the
+    mounted S3 Secret; without that Secret (pod identity) aws-cli here finds no credentials at all."""
+    render = rendered_data("dev", set_values=VALUES)
+    cm = render.configmaps[f"{R}-database-config"]
+    secret = render.secrets[f"{R}-database-credentials"]
+    password = "p:a\\ss@w/o%rd:"
+    creds = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"{R}-database-credentials", "namespace": NS},
+             "stringData": {**secret, "password": password}}  # fmt: skip
+    kept = [
+        o
+        for o in render.manifest.objects
+        if (o["kind"], o["metadata"]["name"]) != ("Secret", creds["metadata"]["name"])
+    ]
+    manifest = helm.Manifest([*kept, creds, S3_SECRET], source=render.manifest.source)
+    scripts = backup_scripts(render, tmp_path)
+    cron = manifest.get("CronJob", f"{R}-database-backup")
+    cpod = pod_of(cron)["spec"]["template"]["spec"]
+    dump_c, upload_c = cpod["initContainers"][0], cpod["containers"][0]
+    for c in (dump_c, upload_c):
+        env = resolve_env(manifest, pod_of(cron), c)
+        assert not {"PGPASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(env), c["name"]
+        assert password not in env.values() and S3_SECRET["stringData"]["ACCESS_SECRET_KEY"] not in env.values()
+
+    with moto_s3(tmp_path) as s3_port, pg_from(render, secret, cm) as pg:
+        pg.psql(f"alter role {secret['username']} password '{password}'", superuser=True)
+        s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{s3_port}", region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+        s3.create_bucket(Bucket=BUCKET)
+        endpoints = {f"{R}-database": pg.port, S3_SERVICE: {9000: s3_port}, "pushgateway": {9091: free_port()}}
+        work = tmp_path / "backup"
+        work.mkdir()
+        dump, _ = run_step(manifest, cron, dump_c, scripts=scripts, work=work, endpoints=endpoints)
+        assert dump.returncode == 0 and (work / "ok").exists(), dump.stderr + (work / "error").read_text()
+        assert "group or world access" not in (work / "error").read_text()
+        pgpass_in_pod = Path(next(e["value"] for e in dump_c["env"] if e["name"] == "PGPASSFILE"))
+        pgpass = work / f"mounts-{dump_c['name']}" / "tmp" / pgpass_in_pod.relative_to("/tmp")
+        assert pgpass.stat().st_mode & 0o777 == 0o600
+        upload, _ = run_step(manifest, cron, upload_c, scripts=scripts, work=work, endpoints=endpoints)
+        assert upload.returncode == 0, f"{upload.stdout}\n{upload.stderr}"
+        name = (work / "name").read_text().strip()
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
+        assert f"{PREFIX}/{name}" in keys, keys
+
+        # pod identity (no credentials Secret): nothing to write, and no credentials reach aws-cli from anywhere else
+        iam = rendered_data("dev", set_values={**VALUES, "database.backup.s3.credentialsSecret": ""})
+        icron = iam.manifest.get("CronJob", f"{R}-database-backup")
+        iwork = tmp_path / "iam"
+        iwork.mkdir()
+        (iwork / "ok").touch()
+        (iwork / "name").write_text(name)
+        (iwork / name).write_bytes((work / name).read_bytes())
+        iupload = pod_of(icron)["spec"]["template"]["spec"]["containers"][0]
+        refused, _ = run_step(iam.manifest, icron, iupload, scripts=scripts, work=iwork, endpoints=endpoints)
+        assert refused.returncode != 0 and "Unable to locate credentials" in refused.stderr, refused.stderr

@@ -513,3 +513,45 @@ def test_verifying_without_a_ca_is_refused_and_a_ca_of_yours_is_mounted() -> Non
     for w, _, c in libpq_clients(render("dev")):
         s = libpq_settings(c)
         assert s["sslmode"] not in VERIFYING and not s["rootcert"], (w, s)
+
+
+# --- credentials from mounted files, not env (issue 16, bug 12) -------------------------------------------------
+BACKUP_VALUES = {
+    "database.backup.s3.credentialsSecret": "backup-s3",
+    "database.restore.enabled": True,
+    "database.restore.id": "files-check",
+}
+
+
+def test_backup_and_restore_read_credentials_from_mounted_files() -> None:
+    """The backup CronJob's and restore Job's containers hold no secret in their environment: libpq's password comes
+    from PGPASSFILE and aws-cli's keys from AWS_SHARED_CREDENTIALS_FILE, both written at start from the Secret files
+    mounted into the step that needs them (the database password only where PostgreSQL is dialled, the S3 keys only
+    where the bucket is); so the objects need no scanner exception for secrets in env (CKV_K8S_35)."""
+    m = render("prod", **BACKUP_VALUES)
+    db_secret = next(
+        e["valueFrom"]["secretKeyRef"]["name"]
+        for e in m.get("Deployment", "lf-ide")["spec"]["template"]["spec"]["containers"][0]["env"]
+        if e["name"] == "PGPASSWORD"
+    )
+    jobs = [m.get("CronJob", f"{R}-database-backup"), m.get("Job", f"{R}-database-restore")]
+    for w in jobs:
+        annotations = w["metadata"].get("annotations") or {}
+        assert not [v for v in annotations.values() if str(v).startswith("CKV_K8S_35")], annotations
+        spec = pod_spec(w)
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            where = f"{w['kind']}/{w['metadata']['name']}/{c['name']}"
+            env = {e["name"]: e for e in c.get("env") or []}
+            assert not [n for n, e in env.items() if "secretKeyRef" in (e.get("valueFrom") or {})], (where, env)
+            assert not {"PGPASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(env), where
+            mounted = {
+                v["secret"]["secretName"]
+                for v in spec["volumes"]
+                if "secret" in v and v["name"] in {vm["name"] for vm in c["volumeMounts"]}
+            }
+            if "postgres" in c["image"]:  # the steps that dial PostgreSQL (pg_dump, psql, pg_restore)
+                assert env["PGPASSFILE"]["value"].startswith("/tmp/"), where  # the pod's writable emptyDir
+                assert db_secret in mounted and "backup-s3" not in mounted, (where, mounted)
+            else:
+                assert env["AWS_SHARED_CREDENTIALS_FILE"]["value"].startswith("/tmp/"), where
+                assert "backup-s3" in mounted and db_secret not in mounted, (where, mounted)

@@ -1,28 +1,36 @@
-{{/* Environment of the backup and restore containers (libpq, S3, retention). */}}
+{{/* Environment of a backup/restore container: libpq's (a step on the postgres image) or aws-cli's (S3), and the
+steps' settings. No secret is in it: credentials are files of the mounted Secrets, which files/backup/credentials.sh
+turns into libpq's PGPASSFILE and aws-cli's AWS_SHARED_CREDENTIALS_FILE (both in the pod's /tmp emptyDir).
+Usage: include "langflow-database.backupEnv" (dict "context" $ "libpq" true|false) */}}
 {{- define "langflow-database.backupEnv" -}}
-{{- $b := .Values.backup -}}
-{{- $secret := include "langflow-database.secretName" . -}}
+{{- $ctx := .context -}}
+{{- $b := $ctx.Values.backup -}}
 - name: BACKUP_DIR
   value: /backup
 - name: HOME
   value: /tmp
-- name: PGHOST
-  value: {{ include "langflow-database.backupHost" . | quote }}
-- name: PGPORT
-  value: {{ include "langflow-database.backupPort" . | quote }}
 - name: PGDATABASE
-  value: {{ include "langflow-database.dbName" . | quote }}
-- name: PGUSER
-  valueFrom:
-    secretKeyRef: {name: {{ $secret }}, key: username}
-- name: PGPASSWORD
-  valueFrom:
-    secretKeyRef: {name: {{ $secret }}, key: password}
+  value: {{ include "langflow-database.dbName" $ctx | quote }}
+{{- if .libpq }}
+- name: PGHOST
+  value: {{ include "langflow-database.backupHost" $ctx | quote }}
+- name: PGPORT
+  value: {{ include "langflow-database.backupPort" $ctx | quote }}
+- name: DATABASE_CREDENTIALS_DIR
+  value: /run/secrets/database
+- name: PGPASSFILE
+  value: /tmp/pgpass
 - name: PGSSLMODE
-  value: {{ ((.Values.global).database).sslmode | default "prefer" | quote }}
-{{- include "langflow-common.databaseTLS.env" (dict "context" . "defaultSecret" (include "langflow-database.caSecret" .)) }}
+  value: {{ (($ctx.Values.global).database).sslmode | default "prefer" | quote }}
+{{- include "langflow-common.databaseTLS.env" (dict "context" $ctx "defaultSecret" (include "langflow-database.caSecret" $ctx)) }}
 - name: PGCONNECT_TIMEOUT
   value: "30"
+{{- else if $b.s3.credentialsSecret }}
+- name: S3_CREDENTIALS_DIR
+  value: /run/secrets/s3
+- name: AWS_SHARED_CREDENTIALS_FILE
+  value: /tmp/aws/credentials
+{{- end }}
 - name: S3_ENDPOINT
   value: {{ $b.s3.endpoint | quote }}
 - name: S3_BUCKET
@@ -31,14 +39,6 @@
   value: {{ $b.s3.prefix | quote }}
 - name: AWS_DEFAULT_REGION
   value: {{ $b.s3.region | quote }}
-{{- with $b.s3.credentialsSecret }}
-- name: AWS_ACCESS_KEY_ID
-  valueFrom:
-    secretKeyRef: {name: {{ . }}, key: ACCESS_KEY_ID}
-- name: AWS_SECRET_ACCESS_KEY
-  valueFrom:
-    secretKeyRef: {name: {{ . }}, key: ACCESS_SECRET_KEY}
-{{- end }}
 - name: RETENTION_DAYS
   value: {{ $b.retentionDays | quote }}
 - name: COMPRESS_LEVEL
@@ -46,15 +46,15 @@
 - name: PUSHGATEWAY_URL
   value: {{ $b.pushgatewayURL | quote }}
 - name: RESTORE_DUMP
-  value: {{ .Values.restore.dump | quote }}
-{{- if .Values.restore.enabled }}
+  value: {{ $ctx.Values.restore.dump | quote }}
+{{- if $ctx.Values.restore.enabled }}
 - name: RESTORE_ID
-  value: {{ .Values.restore.id | quote }}
+  value: {{ $ctx.Values.restore.id | quote }}
 - name: RESTORE_FORCE
-  value: {{ .Values.restore.force | toString | quote }}
+  value: {{ $ctx.Values.restore.force | toString | quote }}
 {{- /* a first install restores into the database this release has just created (Langflow's own start rows only) */}}
 - name: RESTORE_INTO_NEW_RELEASE
-  value: {{ .Release.IsInstall | toString | quote }}
+  value: {{ $ctx.Release.IsInstall | toString | quote }}
 {{- end }}
 {{- end -}}
 
@@ -86,6 +86,23 @@ volumes:
       sizeLimit: {{ $ctx.Values.backup.scratchSizeLimit }}
   - name: tmp
     emptyDir: {sizeLimit: 256Mi}
+  {{- /* group-readable (0440): the pod's fsGroup 999 owns the files, the steps run as uid 999 */}}
+  - name: database-credentials
+    secret:
+      secretName: {{ include "langflow-database.secretName" $ctx }}
+      items:
+        - {key: username, path: username}
+        - {key: password, path: password}
+      defaultMode: 0440
+  {{- with $b.s3.credentialsSecret }}
+  - name: s3-credentials
+    secret:
+      secretName: {{ . }}
+      items:
+        - {key: ACCESS_KEY_ID, path: ACCESS_KEY_ID}
+        - {key: ACCESS_SECRET_KEY, path: ACCESS_SECRET_KEY}
+      defaultMode: 0440
+  {{- end }}
   {{- include "langflow-common.databaseTLS.volume" (dict "context" $ctx "defaultSecret" (include "langflow-database.caSecret" $ctx)) | nindent 2 }}
 {{- end -}}
 
@@ -96,8 +113,9 @@ volumes:
   image: {{ include "langflow-common.image" (dict "image" $img "global" $ctx.Values.global "name" (printf "database.backup.%s" .step.image)) }}
   imagePullPolicy: {{ $img.pullPolicy }}
   command: ["sh", "/scripts/{{ .step.script }}"]
+  {{- $libpq := eq .step.image "postgresImage" }}
   env:
-    {{- include "langflow-database.backupEnv" $ctx | nindent 4 }}
+    {{- include "langflow-database.backupEnv" (dict "context" $ctx "libpq" $libpq) | nindent 4 }}
   securityContext:
     {{- include "langflow-common.containerSecurityContext" (dict "context" $ctx "override" (dict "runAsUser" 999 "runAsGroup" 999)) | nindent 4 }}
   resources:
@@ -106,5 +124,10 @@ volumes:
     - {name: scripts, mountPath: /scripts, readOnly: true}
     - {name: backup, mountPath: /backup}
     - {name: tmp, mountPath: /tmp}
+    {{- if $libpq }}
+    - {name: database-credentials, mountPath: /run/secrets/database, readOnly: true}
     {{- include "langflow-common.databaseTLS.volumeMount" (dict "context" $ctx "defaultSecret" (include "langflow-database.caSecret" $ctx)) | nindent 4 }}
+    {{- else if $ctx.Values.backup.s3.credentialsSecret }}
+    - {name: s3-credentials, mountPath: /run/secrets/s3, readOnly: true}
+    {{- end }}
 {{- end -}}

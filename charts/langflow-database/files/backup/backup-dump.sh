@@ -3,10 +3,12 @@
 # It always exits 0 and leaves its outcome in $BACKUP_DIR (name + ok, or error), so that step 2 can record a
 # failure in the object store and the Prometheus Pushgateway before the Job fails.
 set -u
+. "$(dirname "$0")/credentials.sh"
 ts=$(date -u +%Y%m%dT%H%M%SZ)
 name="${PGDATABASE}-${ts}.dump"
 start=$(date +%s)
-if pg_dump --format=custom --compress="${COMPRESS_LEVEL:-6}" --no-password --file "$BACKUP_DIR/$name.partial" 2> "$BACKUP_DIR/error"; then
+if pgpass 2> "$BACKUP_DIR/error" &&
+  pg_dump --format=custom --compress="${COMPRESS_LEVEL:-6}" --no-password --file "$BACKUP_DIR/$name.partial" 2>> "$BACKUP_DIR/error"; then
   mv "$BACKUP_DIR/$name.partial" "$BACKUP_DIR/$name"
   echo "$name" > "$BACKUP_DIR/name"
   echo $(( $(date +%s) - start )) > "$BACKUP_DIR/dump-seconds"

@@ -4,6 +4,8 @@
 # $S3_PREFIX/_status/last-{success,failure}.json and push metrics to $PUSHGATEWAY_URL when set.
 # Exits non-zero when the dump or the upload failed.
 set -u
+. "$(dirname "$0")/credentials.sh"
+aws_credentials || { echo "backup FAILED: could not write the S3 credentials file" >&2; exit 1; }
 s3() { if [ -n "${S3_ENDPOINT:-}" ]; then aws --endpoint-url "$S3_ENDPOINT" "$@"; else aws "$@"; fi; }
 now() { date -u +%s; }
 dest="s3://$S3_BUCKET/$S3_PREFIX"

@@ -1,6 +1,8 @@
 #!/bin/sh
 # Step 1 of the restore Job (aws-cli image): fetch $RESTORE_DUMP ("latest" = the newest dump under the prefix).
 set -eu
+. "$(dirname "$0")/credentials.sh"
+aws_credentials
 s3() { if [ -n "${S3_ENDPOINT:-}" ]; then aws --endpoint-url "$S3_ENDPOINT" "$@"; else aws "$@"; fi; }
 key="$S3_PREFIX/$RESTORE_DUMP"
 if [ "$RESTORE_DUMP" = latest ]; then

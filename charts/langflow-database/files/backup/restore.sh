@@ -6,6 +6,8 @@
 # - otherwise the dump's objects are dropped and restored, as the application role (objects end up owned by it),
 #   and the id is recorded in the same transaction: a restore either happens and is recorded, or neither.
 set -eu
+. "$(dirname "$0")/credentials.sh"
+pgpass
 MARKER=langflow_platform_restores
 # schema-qualified: the SQL pg_restore writes empties search_path
 TABLE=public.$MARKER
