@@ -35,7 +35,7 @@ from loadtest.settings import Settings
 S = Settings.from_env()
 _SAMPLES: list[dict[str, Any]] = []
 _FLOW_CYCLE = itertools.cycle(S.flows or ["echo"])
-_SESSIONS: list[str] = []  # access tokens of users who logged in (reused by the others)
+_SESSIONS: list[str] = list(S.sessions)  # access tokens given, and of users who logged in (reused by the others)
 _LOGINS: list[int] = []  # login attempts made
 
 
@@ -265,4 +265,4 @@ class QueueUser(User):
 
 
 class Shape(shapes.SHAPES.get(S.shape, shapes.PlatformShape)):  # type: ignore[misc]
-    """The shape chosen by Settings.shape (platform | step | burst)."""
+    """The shape chosen by Settings.shape (platform | step | steps | burst)."""

@@ -38,7 +38,7 @@ class Samples:
         return [r for r in self.requests if r["name"].startswith(prefix)]
 
 
-def _p(values: Sequence[float], q: float) -> float | None:
+def percentile(values: Sequence[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 1) if values else None
 
 
@@ -59,23 +59,23 @@ def summarise(samples: Samples, *, label: str, load: dict[str, Any]) -> dict[str
         per_name[name] = {
             "requests": len(ms),
             "failures": sum(1 for r in reqs if r["name"] == name and not r["ok"]),
-            "p50_ms": _p(ms, 50),
-            "p95_ms": _p(ms, 95),
-            "p99_ms": _p(ms, 99),
+            "p50_ms": percentile(ms, 50),
+            "p95_ms": percentile(ms, 95),
+            "p99_ms": percentile(ms, 99),
         }
     ramp_end = t0 + float(load.get("ramp_s") or 0.0)
     steady_ide = [r["ms"] for r in ide if r["t"] >= ramp_end]
     return {
         "label": label,
-        "runtime_p95_ms": _p([r["ms"] for r in sync], 95),
-        "runtime_p50_ms": _p([r["ms"] for r in sync], 50),
-        "runtime_p99_ms": _p([r["ms"] for r in sync], 99),
-        "queue_p95_ms": _p([r["ms"] for r in queued], 95),
-        "ide_p95_ms": _p([r["ms"] for r in ide], 95),
-        "ide_p50_ms": _p([r["ms"] for r in ide], 50),
-        "ide_p99_ms": _p([r["ms"] for r in ide], 99),
+        "runtime_p95_ms": percentile([r["ms"] for r in sync], 95),
+        "runtime_p50_ms": percentile([r["ms"] for r in sync], 50),
+        "runtime_p99_ms": percentile([r["ms"] for r in sync], 99),
+        "queue_p95_ms": percentile([r["ms"] for r in queued], 95),
+        "ide_p95_ms": percentile([r["ms"] for r in ide], 95),
+        "ide_p50_ms": percentile([r["ms"] for r in ide], 50),
+        "ide_p99_ms": percentile([r["ms"] for r in ide], 99),
         # after the IDE users' ramp: editing with sessions open, without the burst of editors opening
-        "ide_steady_p95_ms": _p(steady_ide, 95),
+        "ide_steady_p95_ms": percentile(steady_ide, 95),
         "flows_per_s": round(sum(1 for r in runs if r["ok"]) / span, 2) if runs else 0.0,
         "error_rate": round(failures / len(reqs), 5) if reqs else None,
         "requests": len(reqs),

@@ -31,13 +31,15 @@ class Settings:
     queue_batch: int = 1  # jobs a queue user publishes at once before collecting their results
     queue_result_timeout: float = 60.0
     logins: int = 3  # users that log in; the others reuse their sessions (Langflow allows 5 logins/min/address)
+    sessions: list[str] = field(default_factory=list)  # access tokens the users may reuse from the start
     think_min: float = 2.0
     think_max: float = 6.0
     duration: float = 60.0
     ramp: float = 0.4  # fraction of the duration over which IDE users ramp up
-    shape: str = "platform"  # platform | step | burst
+    shape: str = "platform"  # platform | step | steps | burst
     step_users: int = 2
     step_seconds: float = 15.0
+    steps: list[int] = field(default_factory=list)  # shape "steps": IDE users per step, step_seconds each
     burst_users: int = 10
     burst_seconds: float = 10.0
     burst_pause: float = 20.0

@@ -3,6 +3,8 @@
 - PlatformShape: the seed's picture scaled down. The fixed-count users (runtime at a target rate, queue
   publishers) start at once; IDE users ramp linearly to their target over `ramp` x duration, then hold.
 - StepShape: users rise by `step_users` every `step_seconds` (for finding the knee / driving scale-out).
+- StepsShape: users take the values of `steps` in turn, `step_seconds` each (the capacity curve,
+  loadtest/capacity.py); a step's new users arrive at a tenth of the largest step per second.
 - BurstShape: `burst_users` for `burst_seconds`, then a pause with none, repeated (queue bursts for KEDA).
 All stop by themselves after `duration` seconds.
 """
@@ -45,6 +47,18 @@ class StepShape(LoadTestShape):
         return users, float(self.s.step_users)
 
 
+class StepsShape(LoadTestShape):
+    def __init__(self) -> None:
+        super().__init__()
+        self.s = Settings.from_env()
+
+    def tick(self) -> tuple[int, float] | None:
+        i = int(self.get_run_time() // self.s.step_seconds)
+        if not self.s.steps or i >= len(self.s.steps):
+            return None
+        return self.s.steps[i], max(1.0, max(self.s.steps) / 10)
+
+
 class BurstShape(LoadTestShape):
     def __init__(self) -> None:
         super().__init__()
@@ -59,4 +73,9 @@ class BurstShape(LoadTestShape):
         return (self.s.burst_users, float(self.s.burst_users)) if in_burst else (0, float(self.s.burst_users))
 
 
-SHAPES: dict[str, type[LoadTestShape]] = {"platform": PlatformShape, "step": StepShape, "burst": BurstShape}
+SHAPES: dict[str, type[LoadTestShape]] = {
+    "platform": PlatformShape,
+    "step": StepShape,
+    "steps": StepsShape,
+    "burst": BurstShape,
+}

@@ -7,7 +7,6 @@ network rule (no pod reaches an address off this machine). Every name comes from
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import secrets
 import socket
@@ -28,18 +27,6 @@ from tests.harness.servers import free_port, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 RELEASE = "lf"
-
-
-def _timestamp(rfc3339: str) -> float:
-    return dt.datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
-
-
-def _ready_at(pod: dict[str, Any]) -> float:
-    return _timestamp(next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")["lastTransitionTime"])
-
-
-def _ready_seconds(pod: dict[str, Any]) -> float:
-    return _ready_at(pod) - _timestamp(pod["metadata"]["creationTimestamp"])
 
 
 # what RDS-managed and other generated secrets hold: every character a URL reserves
@@ -144,7 +131,7 @@ def test_every_pod_on_the_real_node_runs_in_containerd(kube: Cluster, platform: 
         for cs in status["containerStatuses"]:
             assert cs["ready"], (pod["metadata"]["name"], cs["name"], cs.get("state"))
             assert cs["containerID"].startswith("containerd://"), cs["containerID"]
-        timings[pod["metadata"]["name"]] = _ready_seconds(pod)
+        timings[pod["metadata"]["name"]] = rp.ready_seconds(pod)
     REPORTS.mkdir(exist_ok=True)
     (REPORTS / "e2e-pod-ready.json").write_text(json.dumps(timings, indent=1))
 
@@ -170,7 +157,7 @@ def test_a_fresh_ide_pod_is_warm_before_it_is_ready(kube: Cluster, platform: rp.
     (the record it left is older than the Ready condition), with no credential in the probe; the first
     /api/v1/all a user then sends to that pod costs at most 1.5x a warm one (issue 18, item 1)."""
     deployment = platform.ide_deployment()
-    name, ns = deployment["metadata"]["name"], platform.namespace
+    ns = platform.namespace
     langflow = next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "langflow")
     command = langflow["startupProbe"]["exec"]["command"]
     user, password = platform.login()
@@ -179,13 +166,8 @@ def test_a_fresh_ide_pod_is_warm_before_it_is_ready(kube: Cluster, platform: rp.
     record_path = options["--record"]
     warm_paths = [a for a in command[2:] if not a.startswith("--") and a not in options.values()]
     assert "/api/v1/all" in warm_paths, command
-    before = {p["metadata"]["name"] for p in platform.pods_of(deployment)}
-    kube.kubectl("rollout", "restart", "deployment", name, "-n", ns)
-    kube.kubectl("rollout", "status", "deployment", name, "-n", ns, "--timeout=300s", timeout=320)
     # the old pod's graceful stop ends before measuring (its CPU) and before the next tests (they expect one pod)
-    wait_for(lambda: not {p["metadata"]["name"] for p in platform.pods_of(deployment)} & before, 180,
-             f"the old pods {sorted(before)} of {name} to be gone", interval=2)  # fmt: skip
-    (pod,) = platform.pods_of(deployment)
+    pod = rp.restart_deployment(kube, ns, deployment)
     port = next(p["containerPort"] for p in langflow["ports"] if p["name"] == "http")
     url = f"http://{pod['status']['podIP']}:{port}"  # this pod, not the Service (the old one may still serve)
     with rp.api_session(url, user, password) as s:
@@ -201,13 +183,13 @@ def test_a_fresh_ide_pod_is_warm_before_it_is_ready(kube: Cluster, platform: rp.
     record = json.loads(
         kube.kubectl("exec", "-n", ns, pod["metadata"]["name"], "-c", "langflow", "--", "cat", record_path).stdout
     )
-    ready_at = _ready_at(pod)
+    ready_at = rp.ready_at(pod)
     assert record["at"] <= ready_at + 1, f"warm-up recorded at {record['at']}, after Ready at {ready_at}"
     assert set(record["ms"]) == set(warm_paths), record
     ratio = first / statistics.median(warm)
     REPORTS.mkdir(exist_ok=True)
     figures = {"first_ms": round(first * 1000, 1), "warm_ms": [round(w * 1000, 1) for w in warm],
-               "ratio": round(ratio, 2), "probe_ms": record["ms"], "ready_s": _ready_seconds(pod)}  # fmt: skip
+               "ratio": round(ratio, 2), "probe_ms": record["ms"], "ready_s": rp.ready_seconds(pod)}  # fmt: skip
     (REPORTS / "e2e-ide-warmup.json").write_text(json.dumps(figures, indent=1))
     assert ratio <= 1.5, f"the first /api/v1/all on a fresh pod took {ratio:.2f}x a warm one: {figures}"
 
@@ -359,6 +341,37 @@ def test_browser_logs_in_and_sees_the_flow_list(platform: rp.Release, ide_url: s
             browser.close()
     assert "Sign In" not in body, body[:500]
     assert name in body and "New Flow" in body, body[:500]
+
+
+def test_capacity_steps_are_measured_on_the_ide_pods_cgroup(
+    kube: Cluster, platform: rp.Release, ide_url: str, tmp_path: Path
+) -> None:
+    """loadtest.capacity's measurement on the running IDE pod, two short steps (issue 18, item 2): each step has
+    requests, a p95 and the cores the pod's own cgroup used; the capacity is the largest step before the first
+    that missed 100 ms or had errors, and users per core divide it by the pod's CPU limit."""
+    from kubernetes.utils import parse_quantity
+
+    from loadtest import capacity
+
+    user, password = platform.login()
+    deployment = platform.ide_deployment()
+    (pod,) = platform.pods_of(deployment)
+    system = capacity.System("ours", ide_url, pod, user, password, cpu_limit=capacity.cpu_limit(pod),
+                             deployment=deployment)  # fmt: skip
+    r = capacity.measure({"ours": system}, [2, 4], 12.0, 3.0, tmp_path, (1.0, 2.0))["ours"]  # one login
+    limit = next(c for c in pod["spec"]["containers"] if c["name"] == "langflow")["resources"]["limits"]["cpu"]
+    assert r["cpu_limit"] == float(parse_quantity(limit))
+    assert [s["users"] for s in r["steps"]] == [2, 4]
+    for s in r["steps"]:
+        assert s["requests"] > 0 and s["p95_ms"] is not None, s
+        assert s["cores_used"] is not None and 0 < s["cores_used"] <= r["cpu_limit"] + 0.05, s
+    within = 0
+    for s in r["steps"]:
+        if s["errors"] or s["p95_ms"] >= capacity.TARGET_P95_MS:
+            break
+        within = s["users"]
+    assert r["users_p95_100ms"] == within, r
+    assert r["users_per_core_p95_100ms"] == round(within / r["cpu_limit"], 1)
 
 
 def test_a_pod_cannot_leave_this_machine(kube: Cluster, platform: rp.Release, real_node: RealNode | None) -> None:

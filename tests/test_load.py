@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from loadtest import run
+from loadtest import page, run
 from loadtest.report import Samples
 from tests.harness import helm
 from tests.harness.langflow import LangflowError, find_container, find_workload, langflow_process
@@ -26,8 +26,8 @@ from tests.harness.paths import REPORTS
 
 pytestmark = pytest.mark.load
 
-# short run: 10 IDE users and 1 flow/s (seed / 100), 30 s per system, 15 s of queued runs
-ARGS = ["--duration", "30", "--queue-duration", "15", "--scale", "100", "--think", "1", "3"]
+# short run: 10 IDE users and 1 flow/s (seed / 100), 20 s per system, 10 s of queued runs
+ARGS = ["--duration", "20", "--queue-duration", "10", "--scale", "100", "--think", "1", "3"]
 KEYS = ("runtime_p95_ms", "ide_p95_ms", "flows_per_s", "error_rate", "requests", "users")
 
 
@@ -120,3 +120,16 @@ def test_pod_without_writable_tmp_fails_to_start() -> None:
     message = str(err.value)
     assert "exited" in message, message[-3000:]
     assert "Read-only file system" in message or "No usable temporary directory" in message, message[-3000:]
+
+
+@pytest.mark.timeout(300)
+def test_page_shows_every_target_and_the_plots(report: dict[str, Any]) -> None:
+    """reports/load.html from this run: one self-contained page with each target of load.json and its plots."""
+    assert page.main(["--reports", str(REPORTS)]) == 0
+    text = (REPORTS / "load.html").read_text()
+    import html
+
+    for t in report["targets"]:
+        assert html.escape(t["target"]) in text and html.escape(str(t["ours"])) in text, t
+    assert text.count("data:image/png;base64,") >= 2, "the scenario's plots are not embedded"
+    assert 'src="http' not in text and 'href="http' not in text, "the page must not load anything from the network"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime as dt
 import json
 import subprocess
 import time
@@ -305,6 +306,38 @@ def pods(
     if field_selector:
         args += ["--field-selector", field_selector]
     return list(json.loads(cluster.kubectl(*args).stdout)["items"])
+
+
+def timestamp(rfc3339: str) -> float:
+    """Seconds since the epoch of an API server timestamp (RFC 3339, "Z")."""
+    return dt.datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
+
+
+def ready_at(pod: dict[str, Any]) -> float:
+    """When the pod's Ready condition last turned (epoch seconds)."""
+    return timestamp(next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")["lastTransitionTime"])
+
+
+def ready_seconds(pod: dict[str, Any]) -> float:
+    """Seconds from the pod's creation to Ready."""
+    return ready_at(pod) - timestamp(pod["metadata"]["creationTimestamp"])
+
+
+def restart_deployment(
+    cluster: Cluster, namespace: str, deployment: dict[str, Any], timeout: float = 300
+) -> dict[str, Any]:
+    """`kubectl rollout restart`, then wait until the new pod is Ready and the old ones are gone (their graceful
+    stop would otherwise still use CPU and serve). Returns the new pod."""
+    name = deployment["metadata"]["name"]
+    sel = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
+    before = {p["metadata"]["name"] for p in pods(cluster, namespace, label_selector=sel)}
+    cluster.kubectl("rollout", "restart", "deployment", name, "-n", namespace)
+    cluster.kubectl("rollout", "status", "deployment", name, "-n", namespace, f"--timeout={int(timeout)}s",
+                    timeout=timeout + 20)  # fmt: skip
+    wait_for(lambda: not {p["metadata"]["name"] for p in pods(cluster, namespace, label_selector=sel)} & before,
+             180, f"the old pods {sorted(before)} of {name} to be gone", interval=2)  # fmt: skip
+    (pod,) = pods(cluster, namespace, label_selector=sel)
+    return pod
 
 
 def pods_on_node(cluster: Cluster, namespace: str, node: str) -> list[dict[str, Any]]:

@@ -1,0 +1,187 @@
+"""python -m loadtest.page: reports/load.html, one page viewable offline, and the headline figures in load.json.
+
+Reads what the runs left in --reports (each part is optional; a missing one is named on the page):
+- load.json + load-latency.png / load-throughput.png (`python -m loadtest.run`: the platform scenario, targets);
+- capacity.json (`python -m loadtest.capacity`: p95 per IDE users step, ours and the baseline, start times);
+- scaling.json + scaling.png (the scaling layer, `make test MARK=scaling`: replicas and queue depth over time).
+Plots are PNGs embedded as data URIs; the capacity plot is drawn here from capacity.json. The figures issue 18
+names (users_per_core_p95_100ms, baseline.users_per_core_p95_100ms, ide_ready_s, runtime_ready_s) are merged
+into load.json when capacity.json exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _img(data: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+
+
+def capacity_plot(cap: dict[str, Any]) -> bytes:
+    """p50/p95 of the IDE requests against users, ours and the baseline, with the target line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4.8))
+    for label, color in (("ours", "tab:blue"), ("baseline", "tab:gray")):
+        steps = (cap.get(label) or {}).get("steps") or []
+        users = [s["users"] for s in steps]
+        ax.plot(users, [s["p95_ms"] for s in steps], "o-", color=color, label=f"{label} p95")
+        ax.plot(users, [s["p50_ms"] for s in steps], "o:", color=color, alpha=0.6, label=f"{label} p50")
+    ax.axhline(cap["target_p95_ms"], color="tab:red", lw=1, ls="--", label=f"target p95 {cap['target_p95_ms']:.0f} ms")
+    ax.set_yscale("log")
+    ax.set_xlabel("concurrent IDE users (one IDE pod)")
+    ax.set_ylabel("latency, ms (log)")
+    ax.set_title("IDE API latency against users, real pods on the real node")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def headline(load: dict[str, Any] | None, cap: dict[str, Any] | None) -> dict[str, Any]:
+    """The figures issue 18 names, from capacity.json (None where a run is missing)."""
+    if cap is None:
+        return {}
+    return {
+        "users_per_core_p95_100ms": cap["ours"]["users_per_core_p95_100ms"],
+        "baseline_users_per_core_p95_100ms": cap["baseline"]["users_per_core_p95_100ms"],
+        "ide_ready_s": cap.get("ide_ready_s"),
+        "runtime_ready_s": cap.get("runtime_ready_s"),
+        "ide_replicas_for_seed": cap["seed"]["replicas_needed"],
+    }
+
+
+def merge_into_load_json(path: Path, load: dict[str, Any], cap: dict[str, Any]) -> None:
+    h = headline(load, cap)
+    load["users_per_core_p95_100ms"] = h["users_per_core_p95_100ms"]
+    load["ide_ready_s"] = h["ide_ready_s"]
+    load["runtime_ready_s"] = h["runtime_ready_s"]
+    if isinstance(load.get("baseline"), dict):
+        load["baseline"]["users_per_core_p95_100ms"] = h["baseline_users_per_core_p95_100ms"]
+    load["capacity"] = cap
+    path.write_text(json.dumps(load, indent=2) + "\n")
+
+
+def _table(head: list[str], rows: list[list[Any]]) -> str:
+    th = "".join(f"<th>{html.escape(str(h))}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{th}</tr>{body}</table>"
+
+
+def build(reports: Path) -> str:
+    load, cap, scaling = (_read(reports / n) for n in ("load.json", "capacity.json", "scaling.json"))
+    parts = ["<h1>Langflow platform: load report</h1>"]
+    machine = (cap or load or {}).get("machine")
+    if machine:
+        parts.append(f"<p>Machine: {machine['cpus']} CPUs, load average {machine['loadavg_before'][0]:.1f} before, "
+                     f"{machine['loadavg_after'][0]:.1f} after.</p>")  # fmt: skip
+    parts.append("<h2>Targets</h2>")
+    rows: list[list[Any]] = []
+    if load:
+        rows += [[t["target"], t["ours"], t["baseline"] or "-", {True: "met", False: "MISSED"}.get(t["met"], "-")]
+                 for t in load.get("targets", [])]  # fmt: skip
+    if cap:
+        ours, base = cap["ours"], cap["baseline"]
+        rows.append(
+            [
+                "IDE users per core at p95 < 100 ms",
+                ours["users_per_core_p95_100ms"],
+                base["users_per_core_p95_100ms"],
+                "ours >= baseline: "
+                + ("met" if ours["users_per_core_p95_100ms"] >= base["users_per_core_p95_100ms"] else "MISSED"),
+            ]
+        )
+        for key, what in (("ide_ready_s", "IDE pod creation -> Ready"), ("runtime_ready_s", "runtime pod -> Ready")):
+            value = cap.get(key)
+            rows.append(
+                [
+                    f"{what} <= 30 s",
+                    f"{value} s",
+                    base["ready_s"] if key == "ide_ready_s" else "-",
+                    "met" if value is not None and value <= 30 else "MISSED",
+                ]
+            )
+        first = ours["catalogue_after_ready"]
+        rows.append(["first /api/v1/all on a fresh IDE pod <= 1.5x warm", f"{first.get('first_over_warm')}x",
+                     f"{base['catalogue_after_ready'].get('first_over_warm')}x",
+                     "met" if (first.get("first_over_warm") or 99) <= 1.5 else "MISSED"])  # fmt: skip
+    parts.append(_table(["target", "ours", "baseline", "verdict"], rows) if rows else "<p>No run found.</p>")
+
+    parts.append("<h2>Capacity: latency against IDE users (one pod each)</h2>")
+    if cap:
+        parts.append(_img(capacity_plot(cap), "capacity curve"))
+        seed = cap["seed"]
+        parts.append(f"<p>{seed['seed_ide_users']} IDE users at p95 &lt; 100 ms need {seed['replicas_needed']} IDE "
+                     f"pods of {seed['users_per_pod']} users each; the prod profile's HPA allows "
+                     f"{seed['hpa_max_replicas']}, which serve {seed['users_at_hpa_max']} users.</p>")  # fmt: skip
+        for label in ("ours", "baseline"):
+            r = cap[label]
+            parts.append(f"<h3>{label}: {r['users_p95_100ms']} users, cpu limit {r['cpu_limit']}, "
+                         f"{r['users_per_core_p95_100ms']} users/core</h3>")  # fmt: skip
+            parts.append(_table(["users", "requests", "errors", "p50 ms", "p95 ms", "req/s", "cores used"],
+                                [[s["users"], s["requests"], s["errors"], s["p50_ms"], s["p95_ms"], s["rps"],
+                                  s["cores_used"]] for s in r["steps"]]))  # fmt: skip
+    else:
+        parts.append(
+            "<p>Not measured: run <code>make loadtest</code> on the local cluster (python -m loadtest.capacity).</p>"
+        )
+
+    parts.append("<h2>Platform scenario: latency and throughput over time</h2>")
+    for png in ("load-latency.png", "load-throughput.png"):
+        f = reports / png
+        parts.append(_img(f.read_bytes(), png) if f.exists() else f"<p>{png}: not found (python -m loadtest.run).</p>")
+    parts.append("<h2>Runtime throughput against workers</h2>")
+    parts.append("<p>Not measured yet (issue 18, item 3).</p>")
+    parts.append("<h2>Scaling: replicas and queue depth over time</h2>")
+    png = reports / "scaling.png"
+    if scaling and png.exists():
+        parts.append(_img(png.read_bytes(), "scaling timeline"))
+        parts.append(f"<p>{scaling['workload']}: {scaling['min_replicas']} -> {scaling['max_replicas_seen']} -> "
+                     f"{scaling['final_replicas']} replicas; {scaling['messages_lost']} of "
+                     f"{scaling['messages_published']} jobs lost. {html.escape(scaling['notes'])}</p>")  # fmt: skip
+    else:
+        parts.append("<p>No scaling run found (make test MARK=scaling writes reports/scaling.json).</p>")
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}img{max-width:100%}"
+    )
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>Langflow platform load report</title>"
+            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m loadtest.page", description=__doc__.split("\n\n")[0])
+    p.add_argument("--reports", type=Path, default=ROOT / "reports")
+    args = p.parse_args(argv)
+    load, cap = _read(args.reports / "load.json"), _read(args.reports / "capacity.json")
+    if load is None and cap is None:
+        p.error(f"no load.json or capacity.json in {args.reports}: run python -m loadtest.run / loadtest.capacity")
+    if load is not None and cap is not None:
+        merge_into_load_json(args.reports / "load.json", load, cap)
+    out = args.reports / "load.html"
+    out.write_text(build(args.reports))
+    print(f"page: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
