@@ -16,11 +16,17 @@ from locust import LoadTestShape
 from .settings import Settings
 
 
-class PlatformShape(LoadTestShape):
+class _FromSettings(LoadTestShape):
+    """A shape whose parameters are the run's Settings (read from the environment, see settings.py)."""
+
+    abstract = True  # Locust: not a shape of its own
+
     def __init__(self) -> None:
         super().__init__()
         self.s = Settings.from_env()
 
+
+class PlatformShape(_FromSettings):
     def fixed_users(self) -> int:
         return self.s.runtime_users + self.s.queue_users
 
@@ -34,11 +40,7 @@ class PlatformShape(LoadTestShape):
         return max(total, 1), max(self.fixed_users(), self.s.ide_users / ramp_s, 1.0)
 
 
-class StepShape(LoadTestShape):
-    def __init__(self) -> None:
-        super().__init__()
-        self.s = Settings.from_env()
-
+class StepShape(_FromSettings):
     def tick(self) -> tuple[int, float] | None:
         t = self.get_run_time()
         if t >= self.s.duration:
@@ -47,11 +49,7 @@ class StepShape(LoadTestShape):
         return users, float(self.s.step_users)
 
 
-class StepsShape(LoadTestShape):
-    def __init__(self) -> None:
-        super().__init__()
-        self.s = Settings.from_env()
-
+class StepsShape(_FromSettings):
     def tick(self) -> tuple[int, float] | None:
         i = int(self.get_run_time() // self.s.step_seconds)
         if not self.s.steps or i >= len(self.s.steps):
@@ -59,11 +57,7 @@ class StepsShape(LoadTestShape):
         return self.s.steps[i], max(1.0, max(self.s.steps) / 10)
 
 
-class BurstShape(LoadTestShape):
-    def __init__(self) -> None:
-        super().__init__()
-        self.s = Settings.from_env()
-
+class BurstShape(_FromSettings):
     def tick(self) -> tuple[int, float] | None:
         t = self.get_run_time()
         if t >= self.s.duration:

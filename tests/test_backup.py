@@ -30,7 +30,7 @@ import pytest
 import requests
 
 from tests.harness import helm
-from tests.harness.data_tier import RenderedPostgres, postgres_rendered, rendered_data
+from tests.harness.data_tier import RenderedPostgres, postgres_from_chart, rendered_data
 from tests.harness.langflow import langflow_process, map_hosts, resolve_env
 from tests.harness.paths import REPORTS, ROOT
 from tests.harness.servers import PG_BIN, free_port, port_open, spawn, wait_for
@@ -104,21 +104,6 @@ def pushgateway() -> Iterator[tuple[int, list[tuple[str, str]]]]:
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def pg_from(
-    render: Any, secret: dict[str, str], cm: dict[str, str]
-) -> contextlib.AbstractContextManager[RenderedPostgres]:
-    return postgres_rendered(
-        postgresql_conf=cm["postgresql.conf"],
-        pg_hba=cm["pg_hba.conf"],
-        init_psql=cm["langflow-init.psql"],
-        init_sh=cm["10-langflow.sh"],
-        app_user=secret["username"],
-        app_password=secret["password"],
-        app_db="langflow",
-        superuser_password=secret["superuser-password"],
-    )
-
-
 def pod_of(obj: dict[str, Any]) -> dict[str, Any]:
     tmpl = obj["spec"]["jobTemplate"]["spec"]["template"] if obj["kind"] == "CronJob" else obj["spec"]["template"]
     return {"metadata": obj["metadata"], "spec": {"template": tmpl}}
@@ -238,7 +223,7 @@ def test_backup_restore_round_trip(tmp_path: Path) -> None:
         s3_endpoints = {S3_SERVICE: {9000: s3_port}, "pushgateway": {9091: pgw_port}}
 
         # ---- the live system: Langflow migrates, loads its starter flows, and we create some through the API
-        with pg_from(render, secret, cm) as pg:
+        with postgres_from_chart(cm, secret) as pg:
             with langflow_process(manifest, "ide", endpoints={f"{R}-database": pg.port}) as lf:
                 for i in range(CREATED_FLOWS):
                     r = requests.post(
@@ -304,7 +289,7 @@ def test_backup_restore_round_trip(tmp_path: Path) -> None:
             assert "error" not in (check.stdout + check.stderr).lower(), check.stderr
 
         # ---- disaster recovery: a NEW server from the rendered config, the restore Job as rendered
-        with pg_from(render, secret, cm) as fresh:
+        with postgres_from_chart(cm, secret) as fresh:
             assert "flow" not in fresh.psql(
                 "select string_agg(tablename, ',') from pg_tables where schemaname='public'"
             )
@@ -381,7 +366,7 @@ def test_restore_runs_once_per_id(tmp_path: Path) -> None:
                           aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
         s3.create_bucket(Bucket=BUCKET)
         s3_endpoints = {S3_SERVICE: {9000: s3_port}, "pushgateway": {9091: free_port()}}
-        with pg_from(render, secret, cm) as live:
+        with postgres_from_chart(cm, secret) as live:
             live.psql("create table notes (id serial primary key, body text)")
             live.psql("insert into notes (body) values ('a'), ('b'), ('c')")
             work = tmp_path / "backup"
@@ -391,7 +376,7 @@ def test_restore_runs_once_per_id(tmp_path: Path) -> None:
                                    endpoints={f"{R}-database": live.port, **s3_endpoints})  # fmt: skip
                 assert proc.returncode == 0, proc.stderr
 
-        with pg_from(render, secret, cm) as fresh:
+        with postgres_from_chart(cm, secret) as fresh:
             db = {f"{R}-database": fresh.port, **s3_endpoints}
             works = iter(tmp_path / f"restore-{i}" for i in range(5))
 
@@ -447,7 +432,7 @@ def test_backup_steps_read_credentials_from_files(tmp_path: Path) -> None:
         assert not {"PGPASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(env), c["name"]
         assert password not in env.values() and S3_SECRET["stringData"]["ACCESS_SECRET_KEY"] not in env.values()
 
-    with moto_s3(tmp_path) as s3_port, pg_from(render, secret, cm) as pg:
+    with moto_s3(tmp_path) as s3_port, postgres_from_chart(cm, secret) as pg:
         pg.psql(f"alter role {secret['username']} password '{password}'", superuser=True)
         s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{s3_port}", region_name="us-east-1",
                           aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip

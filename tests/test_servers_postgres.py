@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from tests.harness import helm, sandbox
-from tests.harness.data_tier import Rendered, RenderedPostgres, postgres_rendered, rendered_data
+from tests.harness.data_tier import Rendered, RenderedPostgres, postgres_from_chart, rendered_data
 from tests.harness.langflow import resolve_env
 from tests.harness.servers import PG_BIN, free_port, spawn, wait_for
 
@@ -43,17 +43,7 @@ def rendered_server(r: Rendered, tls: dict[str, str] | None = None) -> Iterator[
     secret = r.secrets[f"{RELEASE}-database-credentials"]
     sts = r.manifest.get("StatefulSet", f"{RELEASE}-database")
     env = {e["name"]: e.get("value") for e in sts["spec"]["template"]["spec"]["containers"][0]["env"]}
-    with postgres_rendered(
-        postgresql_conf=cm["postgresql.conf"],
-        pg_hba=cm["pg_hba.conf"],
-        init_psql=cm["langflow-init.psql"],
-        init_sh=cm["10-langflow.sh"],
-        app_user=secret["username"],
-        app_password=secret["password"],
-        app_db=env["APP_DB"],
-        superuser_password=secret["superuser-password"],
-        tls=tls,
-    ) as server:
+    with postgres_from_chart(cm, secret, app_db=env["APP_DB"], tls=tls) as server:
         yield server
 
 

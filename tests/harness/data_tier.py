@@ -5,7 +5,8 @@
   a private epmd port) clustered with classic_config peer discovery.
 - `redis_sentinel(...)`: a Redis primary, replicas and sentinels from the rendered redis.conf / sentinel.conf.
 - `postgres_rendered(...)`: initdb + postgres with the rendered postgresql.conf / pg_hba.conf, then the rendered
-  init SQL exactly as the image's entrypoint runs it.
+  init SQL exactly as the image's entrypoint runs it; `postgres_from_chart(cm, secret)` takes them from the
+  rendered ConfigMap and Secret.
 
 Each helper says what it changes in the rendered files and why (only ports, paths and host names that must
 differ when several servers share one machine, and what cannot run outside Kubernetes).
@@ -374,6 +375,24 @@ def adapt_postgresql_conf(rendered: str, *, port: int, socket_dir: Path, tls_dir
     ]
     out += [f"port = {port}", f"unix_socket_directories = '{socket_dir}'", f"listen_addresses = '{LOOPBACK}'"]
     return "\n".join(out) + "\n"
+
+
+def postgres_from_chart(
+    cm: Mapping[str, str], secret: Mapping[str, str], *, app_db: str = "langflow", tls: Mapping[str, str] | None = None
+) -> contextlib.AbstractContextManager[RenderedPostgres]:
+    """postgres_rendered from the standalone database's rendered ConfigMap and credentials Secret (decoded data),
+    the files and keys its StatefulSet mounts."""
+    return postgres_rendered(
+        postgresql_conf=cm["postgresql.conf"],
+        pg_hba=cm["pg_hba.conf"],
+        init_psql=cm["langflow-init.psql"],
+        init_sh=cm["10-langflow.sh"],
+        app_user=secret["username"],
+        app_password=secret["password"],
+        app_db=app_db,
+        superuser_password=secret["superuser-password"],
+        tls=tls,
+    )
 
 
 @contextlib.contextmanager
