@@ -466,9 +466,15 @@ def test_runtime_flows_are_filled_by_an_init_container(
     assert not out.get("readOnly") and "emptyDir" in volumes[out["name"]]
     assert lf_mounts[flows_path]["name"] == out["name"] and lf_mounts[flows_path]["readOnly"] is True
     assert "/tmp" in init_mounts and "emptyDir" in volumes[init_mounts["/tmp"]["name"]]
-    # ... from the flows ConfigMap, which also carries the script it runs
-    python, script, src, dest = init["command"]
+    # ... from the flows ConfigMap, which also carries the script it runs; the filled files are kept on the
+    # pod's own cache volume (flows.reuseFilledCode), the one Langflow's /app/data is
+    python, script, *options, src, dest = init["command"]
     assert python == "python" and dest == flows_path
+    assert options[:1] == ["--cache"], init["command"]
+    cache_dir = Path(options[1])
+    (cache_vm,) = [vm for vm in init["volumeMounts"] if cache_dir.is_relative_to(vm["mountPath"])]
+    assert cache_vm["name"] in {t["metadata"]["name"] for t in sts["spec"]["volumeClaimTemplates"]}
+    assert not cache_vm.get("readOnly") and lf_mounts[cache_vm["mountPath"]]["name"] == cache_vm["name"]
     src_vm = init_mounts[src]
     assert src_vm["readOnly"] is True and volumes[src_vm["name"]]["configMap"]["name"] == "lf-runtime-flows"
     assert script == f"{src}/fill_component_code.py"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -332,13 +333,13 @@ FILL_SCRIPT = ROOT / "charts/langflow-runtime/files/fill_component_code.py"
 CHART_FLOWS = ROOT / "charts/langflow-runtime/files/flows"
 
 
-def run_fill(src: Path, dest: Path) -> subprocess.CompletedProcess[str]:
+def run_fill(src: Path, dest: Path, *options: str) -> subprocess.CompletedProcess[str]:
     """The initContainer's command, with the Langflow venv's Python standing for the image's."""
     from tests.harness.langflow import LANGFLOW_VENV
 
     env = {"PATH": os.environ["PATH"], "HOME": str(dest.parent), "LANG": "C.UTF-8"}
     return subprocess.run(
-        [str(LANGFLOW_VENV / "bin" / "python"), str(FILL_SCRIPT), str(src), str(dest)],
+        [str(LANGFLOW_VENV / "bin" / "python"), str(FILL_SCRIPT), *options, str(src), str(dest)],
         capture_output=True,
         text=True,
         env=env,
@@ -372,6 +373,33 @@ def test_fill_component_code_fills_every_node_from_the_installed_langflow(tmp_pa
             assert code.strip(), f"{src.name}: {node_type} got no code"
             compile(code, f"{src.name}:{node_type}", "exec")  # valid Python
             assert f"class {node_type}" in code or f'name = "{node_type}"' in code, f"{node_type}'s own class"
+
+
+@pytest.mark.timeout(600)
+def test_fill_component_code_reuses_what_it_kept_on_the_cache_volume(tmp_path: Path) -> None:
+    """With --cache (the pod's cache volume, as the chart passes it): the first start fills and keeps the files;
+    a restart with the same flows copies them without building the registry; changed flows are filled again and
+    the stale entry goes."""
+    cache, src = tmp_path / "cache", tmp_path / "src"
+    shutil.copytree(CHART_FLOWS, src)
+    outs = [tmp_path / f"out{i}" for i in range(3)]
+    for o in outs:
+        o.mkdir()
+    first = run_fill(src, outs[0], "--cache", str(cache))
+    assert first.returncode == 0 and "filled the code" in first.stdout, first.stderr[-3000:]
+    (entry,) = list(cache.iterdir())
+    again = run_fill(src, outs[1], "--cache", str(cache))
+    assert again.returncode == 0 and again.stdout.startswith("reused"), again.stdout + again.stderr[-2000:]
+    assert "filled the code" not in again.stdout, "the restart built the registry again"
+    for f in sorted(src.glob("*.json")):
+        assert (outs[1] / f.name).read_bytes() == (outs[0] / f.name).read_bytes(), f.name
+    changed = json.loads((src / "echo.json").read_text())
+    changed["description"] = "changed between two starts"
+    (src / "echo.json").write_text(json.dumps(changed))
+    third = run_fill(src, outs[2], "--cache", str(cache))
+    assert third.returncode == 0 and "filled the code" in third.stdout, third.stdout + third.stderr[-2000:]
+    assert json.loads((outs[2] / "echo.json").read_text())["description"] == "changed between two starts"
+    assert [p.name for p in cache.iterdir()] != [entry.name] and len(list(cache.iterdir())) == 1
 
 
 @pytest.mark.timeout(300)

@@ -17,14 +17,23 @@ Fails loudly: exit status 1 and a message naming the flow file and node type whe
 in the registry (extension-bundle and custom components are not in the built-in index: keep their code in the
 flow). Every other key of a flow is copied unchanged.
 
-Usage: python fill_component_code.py SRC_DIR DEST_DIR   (every SRC_DIR/*.json is written to DEST_DIR/)
+Reuse: with `--cache DIR` (the pod's cache volume) the filled files are also kept in DIR/<key>/, the key being a
+SHA-256 of the installed Langflow and lfx versions, this script and every source file. A later start with the same
+key (a restarted pod keeps its volume) copies them instead of building the registry, which costs seconds of CPU.
+Older keys are removed when a new one is written.
+
+Usage: python fill_component_code.py [--cache DIR] SRC_DIR DEST_DIR   (every SRC_DIR/*.json goes to DEST_DIR/)
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import shutil
 import sys
+import tempfile
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -57,12 +66,58 @@ def fill_flow(flow: dict[str, Any], registry: dict[str, Any]) -> tuple[int, list
     return filled, unknown
 
 
+def cache_key(files: list[Path]) -> str:
+    """What the filled files depend on: the installed Langflow and lfx, this script, and the source flows."""
+    h = hashlib.sha256()
+    for dist in ("langflow", "lfx"):
+        try:
+            h.update(f"{dist}={metadata.version(dist)}\n".encode())
+        except metadata.PackageNotFoundError:
+            h.update(f"{dist}=absent\n".encode())
+    h.update(Path(__file__).read_bytes())
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:32]
+
+
+def reuse(cache: Path, key: str, names: list[str], dest: Path) -> bool:
+    """Copy the kept files of `key` to `dest` when every one of `names` is there."""
+    kept = cache / key
+    if not all((kept / n).is_file() for n in names):
+        return False
+    for n in names:
+        shutil.copyfile(kept / n, dest / n)
+    return True
+
+
+def keep(cache: Path, key: str, names: list[str], dest: Path) -> None:
+    """Store the filled files under `key` (written aside, then renamed: a killed start leaves no half entry);
+    entries of other keys go."""
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".filling-", dir=cache))
+    for n in names:
+        shutil.copyfile(dest / n, tmp / n)
+    shutil.rmtree(cache / key, ignore_errors=True)
+    tmp.rename(cache / key)
+    for old in cache.iterdir():
+        if old.name != key:
+            shutil.rmtree(old, ignore_errors=True)
+
+
 def main(argv: list[str]) -> int:
+    cache = None
+    if argv[:1] == ["--cache"] and len(argv) >= 2:
+        cache, argv = Path(argv[1]), argv[2:]
     if len(argv) != 2:
-        print("usage: fill_component_code.py SRC_DIR DEST_DIR", file=sys.stderr)
+        print("usage: fill_component_code.py [--cache DIR] SRC_DIR DEST_DIR", file=sys.stderr)
         return 2
     src, dest = Path(argv[0]), Path(argv[1])
     files = sorted(src.glob("*.json"))
+    names = [f.name for f in files]
+    key = cache_key(files) if cache is not None else ""
+    if cache is not None and reuse(cache, key, names, dest):
+        print(f"reused {len(names)} filled flow file(s) from {cache / key} (same Langflow, script and flows)")
+        return 0
     registry = component_registry()
     failures = []
     for path in files:
@@ -75,7 +130,11 @@ def main(argv: list[str]) -> int:
         print(f"{path.name}: filled the code of {filled} node(s)")
     for failure in failures:
         print(f"fill_component_code: {failure}", file=sys.stderr)
-    return 1 if failures else 0
+    if failures:
+        return 1
+    if cache is not None:
+        keep(cache, key, names, dest)
+    return 0
 
 
 if __name__ == "__main__":
