@@ -122,6 +122,27 @@ def test_database_standalone_statefulset() -> None:
     assert_restricted_pods(db)
 
 
+def test_database_standalone_mounts_an_existing_claim_instead_of_making_one() -> None:
+    """database.standalone.storage.existingClaim (issue 17, item 6): the StatefulSet makes no PVC of its own and
+    PostgreSQL's data mount is the user's claim; the key is refused where it does nothing (the HA Cluster)."""
+    plain = next(o for o in component(render("dev"), "database") if o["kind"] == "StatefulSet")
+    (template,) = plain["spec"]["volumeClaimTemplates"]
+    pg = plain["spec"]["template"]["spec"]["containers"][0]
+    data_path = next(vm["mountPath"] for vm in pg["volumeMounts"] if vm["name"] == template["metadata"]["name"])
+    sts = next(
+        o
+        for o in component(render("dev", **{"database.standalone.storage.existingClaim": "restored-pg"}), "database")
+        if o["kind"] == "StatefulSet"
+    )
+    assert not sts["spec"].get("volumeClaimTemplates"), "a PVC of its own next to the user's"
+    pod = sts["spec"]["template"]["spec"]
+    mount = next(vm for vm in pod["containers"][0]["volumeMounts"] if vm["mountPath"] == data_path)
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["persistentVolumeClaim"] == {"claimName": "restored-pg"}
+    with pytest.raises(helm.HelmError, match="existingClaim"):
+        render("prod", **{"database.ha.storage.existingClaim": "restored-pg"})
+
+
 def test_database_external_is_an_externalname_and_no_pods() -> None:
     db = component(render("aws"), "database")
     svc = next(o for o in db if o["kind"] == "Service")
