@@ -378,6 +378,28 @@ def test_vectorstore_alternatives(profile: str, ports: set[int]) -> None:
     assert_restricted_pods(v)
 
 
+def test_vectorstore_mounts_an_existing_claim_with_one_replica_only() -> None:
+    """vectorstore.persistence.existingClaim (issue 17, item 6): with one replica the StatefulSet mounts the
+    user's claim where its own PVC went and renders no volumeClaimTemplate; with more replicas it is refused,
+    naming the key (every node needs its own volume)."""
+    key = "vectorstore.persistence.existingClaim"
+    plain = next(o for o in component(render("dev"), "vectorstore") if o["kind"] == "StatefulSet")
+    assert plain["spec"]["replicas"] == 1, "the dev profile's vector store is expected to run one node"
+    (template,) = plain["spec"]["volumeClaimTemplates"]
+    c = plain["spec"]["template"]["spec"]["containers"][0]
+    data_path = next(vm["mountPath"] for vm in c["volumeMounts"] if vm["name"] == template["metadata"]["name"])
+    sts = next(
+        o for o in component(render("dev", **{key: "restored-qdrant"}), "vectorstore") if o["kind"] == "StatefulSet"
+    )
+    assert not sts["spec"].get("volumeClaimTemplates")
+    pod = sts["spec"]["template"]["spec"]
+    mount = next(vm for vm in pod["containers"][0]["volumeMounts"] if vm["mountPath"] == data_path)
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["persistentVolumeClaim"] == {"claimName": "restored-qdrant"}
+    with pytest.raises(helm.HelmError, match=r"vectorstore\.persistence\.existingClaim .*vectorstore\.replicas 1"):
+        render("dev", **{key: "restored-qdrant", "vectorstore.replicas": 3})
+
+
 def test_vectorstore_external_renders_nothing_to_run() -> None:
     v = component(render("external"), "vectorstore")
     assert not kinds(v) & {"StatefulSet", "Secret", "Service"}

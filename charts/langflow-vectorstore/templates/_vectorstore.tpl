@@ -25,6 +25,9 @@
 {{- if and (eq .Values.mode "milvus") (eq .Values.milvus.objectStore.type "s3") (not .Values.milvus.objectStore.address) -}}
 {{- fail "vectorstore.milvus.objectStore.address is required when vectorstore.milvus.objectStore.type is s3" -}}
 {{- end -}}
+{{- if and .Values.persistence.existingClaim (ne .Values.mode "milvus") (gt (int .Values.replicas) 1) -}}
+{{- fail (printf "vectorstore.persistence.existingClaim mounts one PVC: it needs vectorstore.replicas 1 (got %d; each node needs its own volume)" (int .Values.replicas)) -}}
+{{- end -}}
 {{- if and (eq .Values.mode "qdrant") (gt (int .Values.qdrant.replicationFactor) (int .Values.replicas)) -}}
 {{- fail (printf "vectorstore.qdrant.replicationFactor (%d) must not exceed vectorstore.replicas (%d)" (int .Values.qdrant.replicationFactor) (int .Values.replicas)) -}}
 {{- end -}}
