@@ -67,7 +67,8 @@ def test_notes_warn_about_dev_choices_in_prod_shape(kube: Cluster, namespace_fac
         return kube.helm("install", "lf", str(UMBRELLA), "-n", ns, "-f", str(profile_file("prod")), "--dry-run=server",
                          *sets)  # fmt: skip
 
-    out = notes("database.mode=standalone", "ide.langflow.autoLogin=true")
+    # standalone without TLS also needs prod's verify-full dropped: that combination is refused (VALUES VALIDATION)
+    out = notes("database.mode=standalone", "global.database.sslmode=prefer", "ide.langflow.autoLogin=true")
     assert "WARNING" in out and "database.mode=standalone" in out and "autoLogin=true" in out, out
     # prod with a persistent IDE data volume has no dev-only choice left
     clean = notes("ide.dataVolume.type=pvc")
