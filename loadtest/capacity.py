@@ -25,6 +25,7 @@ import json
 import math
 import os
 import secrets
+import statistics
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -216,9 +217,9 @@ def install(cluster: Any, namespace: str, timeout: str = "15m") -> dict[str, Sys
     rp.install(cluster, RELEASE, namespace, "dev", timeout=timeout)
     release = rp.Release(cluster, RELEASE, namespace)
     user, password = release.login()
-    ide_pod = release.pods_of(release.ide_deployment())[0]
-    ours = System("ours", release.ide_url(), ide_pod, user, password, cpu_limit=cpu_limit(ide_pod),
-                  deployment=release.ide_deployment())  # fmt: skip
+    ide = release.ide_deployment()
+    ide_pod = release.pods_of(ide)[0]
+    ours = System("ours", release.ide_url(), ide_pod, user, password, cpu_limit=cpu_limit(ide_pod), deployment=ide)
     docs = [d for d in yaml.safe_load_all(BASELINE_MANIFEST.read_text()) if d]
     for d in docs:
         d["metadata"]["namespace"] = namespace
@@ -244,19 +245,8 @@ def fresh_start(cluster: Any, namespace: str, system: System) -> None:
 
     pod = rp.restart_deployment(cluster, namespace, system.deployment)
     system.pod, system.ready_s = pod, round(rp.ready_seconds(pod), 1)
-    port = next(p["containerPort"] for p in pod["spec"]["containers"][0]["ports"] if p["name"] == "http")
-    url = f"http://{pod['status']['podIP']}:{port}"
-    with rp.api_session(url, system.username, system.password) as session:
-
-        def timed() -> float:
-            started = time.monotonic()
-            r = session.get(f"{url}/api/v1/all", timeout=120)
-            r.raise_for_status()
-            return round((time.monotonic() - started) * 1000, 1)
-
-        first = timed()
-        warm = [timed() for _ in range(5)]
-    median = sorted(warm)[len(warm) // 2]
+    first, warm = rp.first_and_warm_ms(rp.pod_url(pod), system.username, system.password, "/api/v1/all", warm=5)
+    median = statistics.median(warm)
     system.catalogue = {"first_ms": first, "warm_ms": warm, "first_over_warm": round(first / median, 2)}
 
 

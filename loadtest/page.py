@@ -57,10 +57,8 @@ def capacity_plot(cap: dict[str, Any]) -> bytes:
     return buf.getvalue()
 
 
-def headline(load: dict[str, Any] | None, cap: dict[str, Any] | None) -> dict[str, Any]:
-    """The figures issue 18 names, from capacity.json (None where a run is missing)."""
-    if cap is None:
-        return {}
+def headline(cap: dict[str, Any]) -> dict[str, Any]:
+    """The figures issue 18 names, from capacity.json."""
     return {
         "users_per_core_p95_100ms": cap["ours"]["users_per_core_p95_100ms"],
         "baseline_users_per_core_p95_100ms": cap["baseline"]["users_per_core_p95_100ms"],
@@ -71,7 +69,7 @@ def headline(load: dict[str, Any] | None, cap: dict[str, Any] | None) -> dict[st
 
 
 def merge_into_load_json(path: Path, load: dict[str, Any], cap: dict[str, Any]) -> None:
-    h = headline(load, cap)
+    h = headline(cap)
     load["users_per_core_p95_100ms"] = h["users_per_core_p95_100ms"]
     load["ide_ready_s"] = h["ide_ready_s"]
     load["runtime_ready_s"] = h["runtime_ready_s"]

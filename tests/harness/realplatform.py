@@ -340,5 +340,29 @@ def restart_deployment(
     return pod
 
 
+def pod_url(pod: dict[str, Any], port_name: str = "http") -> str:
+    """The base URL of one pod (its IP and named container port), not of its Service."""
+    ports = [p for c in pod["spec"]["containers"] for p in c.get("ports", [])]
+    port = next(p["containerPort"] for p in ports if p["name"] == port_name)
+    return f"http://{pod['status']['podIP']}:{port}"
+
+
+def first_and_warm_ms(
+    url: str, user: str, password: str, path: str, warm: int, timeout: float = 120
+) -> tuple[float, list[float]]:
+    """Milliseconds of the first GET `path` a logged-in user sends to `url`, then of `warm` more."""
+    with api_session(url, user, password) as session:
+
+        def timed() -> float:
+            started = time.monotonic()
+            r = session.get(f"{url}{path}", timeout=timeout)
+            if r.status_code != 200:
+                raise PlatformError(f"GET {url}{path}: HTTP {r.status_code} {r.text[:200]}")
+            return round((time.monotonic() - started) * 1000, 1)
+
+        first = timed()
+        return first, [timed() for _ in range(warm)]
+
+
 def pods_on_node(cluster: Cluster, namespace: str, node: str) -> list[dict[str, Any]]:
     return pods(cluster, namespace, field_selector=f"spec.nodeName={node}")
