@@ -165,22 +165,29 @@ def test_a_fresh_ide_pod_is_warm_before_it_is_ready(kube: Cluster, platform: rp.
     record_path = options["--record"]
     warm_paths = [a for a in command[2:] if not a.startswith("--") and a not in options.values()]
     assert "/api/v1/all" in warm_paths, command
-    # the old pod's graceful stop ends before measuring (its CPU) and before the next tests (they expect one pod)
-    pod = rp.restart_deployment(kube, ns, deployment)
-    # this pod, not the Service (the old one may still serve)
-    first, warm = rp.first_and_warm_ms(rp.pod_url(pod), user, password, "/api/v1/all", warm=7, timeout=60)
-    record = json.loads(
-        kube.kubectl("exec", "-n", ns, pod["metadata"]["name"], "-c", "langflow", "--", "cat", record_path).stdout
-    )
-    ready_at = rp.ready_at(pod)
-    assert record["at"] <= ready_at + 1, f"warm-up recorded at {record['at']}, after Ready at {ready_at}"
-    assert set(record["ms"]) == set(warm_paths), record
-    ratio = first / statistics.median(warm)
+    # One fresh start decides when it is within the bound; a single slow first request on this shared 2-core
+    # machine (cold CI once measured 3.3x while the probe's own two requests were warm) takes two more fresh
+    # starts, and the median of the three decides: a pod that is not warm when Ready fails all three.
+    starts: list[dict[str, Any]] = []
+    for _ in range(3):
+        # the old pod's graceful stop ends before measuring (its CPU) and before the next tests (they expect one pod)
+        pod = rp.restart_deployment(kube, ns, deployment)
+        # this pod, not the Service (the old one may still serve)
+        first, warm = rp.first_and_warm_ms(rp.pod_url(pod), user, password, "/api/v1/all", warm=7, timeout=60)
+        record = json.loads(
+            kube.kubectl("exec", "-n", ns, pod["metadata"]["name"], "-c", "langflow", "--", "cat", record_path).stdout
+        )
+        ready_at = rp.ready_at(pod)
+        assert record["at"] <= ready_at + 1, f"warm-up recorded at {record['at']}, after Ready at {ready_at}"
+        assert set(record["ms"]) == set(warm_paths), record
+        starts.append({"first_ms": first, "warm_ms": warm, "ratio": round(first / statistics.median(warm), 2),
+                       "probe_ms": record["ms"], "ready_s": rp.ready_seconds(pod)})  # fmt: skip
+        if len(starts) == 1 and starts[0]["ratio"] <= 1.5:
+            break
+    ratio = statistics.median(s["ratio"] for s in starts)
     REPORTS.mkdir(exist_ok=True)
-    figures = {"first_ms": first, "warm_ms": warm, "ratio": round(ratio, 2), "probe_ms": record["ms"],
-               "ready_s": rp.ready_seconds(pod)}  # fmt: skip
-    (REPORTS / "e2e-ide-warmup.json").write_text(json.dumps(figures, indent=1))
-    assert ratio <= 1.5, f"the first /api/v1/all on a fresh pod took {ratio:.2f}x a warm one: {figures}"
+    (REPORTS / "e2e-ide-warmup.json").write_text(json.dumps({"ratio": ratio, "starts": starts}, indent=1))
+    assert ratio <= 1.5, f"the first /api/v1/all on a fresh pod took {ratio:.2f}x a warm one (median): {starts}"
 
 
 def test_runtime_waited_for_the_ides_migrations_and_logs_are_json(kube: Cluster, platform: rp.Release) -> None:
