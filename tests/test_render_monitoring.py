@@ -232,6 +232,30 @@ def test_bundled_stack_objects(dev: helm.Manifest) -> None:
             assert c.get("readinessProbe") and c.get("livenessProbe")
 
 
+@pytest.mark.parametrize("part", ["prometheus", "loki"])
+def test_bundled_store_mounts_an_existing_claim(dev: helm.Manifest, part: str) -> None:
+    """monitoring.bundled.<part>.persistence.existingClaim (issue 17, item 6): the StatefulSet mounts the user's
+    claim where its own PVC went and renders no volumeClaimTemplate; with persistence off the claim would be
+    ignored for an emptyDir, so that is refused, naming both keys."""
+    key = f"monitoring.bundled.{part}.persistence"
+    plain = dev.get("StatefulSet", f"lf-monitoring-{part}")
+    (template,) = plain["spec"]["volumeClaimTemplates"]
+    container = plain["spec"]["template"]["spec"]["containers"][0]
+    data_path = next(vm["mountPath"] for vm in container["volumeMounts"] if vm["name"] == template["metadata"]["name"])
+    sts = helm.render_profile("dev", set_values={f"{key}.existingClaim": f"restored-{part}"}).get(
+        "StatefulSet", f"lf-monitoring-{part}"
+    )
+    assert not sts["spec"].get("volumeClaimTemplates")
+    pod = sts["spec"]["template"]["spec"]
+    mount = next(vm for vm in pod["containers"][0]["volumeMounts"] if vm["mountPath"] == data_path)
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert volume == {"name": mount["name"], "persistentVolumeClaim": {"claimName": f"restored-{part}"}}
+    with pytest.raises(helm.HelmError, match=rf"{key}\.existingClaim .*{key}\.enabled true"):
+        helm.render_profile("dev", set_values={f"{key}.existingClaim": "x", f"{key}.enabled": False})
+    with pytest.raises(helm.HelmError, match=r"existingClaim"):
+        helm.render_profile("dev", set_values={f"{key}.existingClaim": "Not_A_Name"})
+
+
 def test_bundled_prometheus_retention(dev: helm.Manifest) -> None:
     args = dev.get("StatefulSet", "lf-monitoring-prometheus")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--storage.tsdb.retention.time=30d" in args
