@@ -400,6 +400,41 @@ def test_vectorstore_mounts_an_existing_claim_with_one_replica_only() -> None:
         render("dev", **{key: "restored-qdrant", "vectorstore.replicas": 3})
 
 
+@pytest.mark.parametrize("profile", ["dev", "redis-queue"])
+def test_broker_mounts_an_existing_claim_with_one_replica_only(profile: str) -> None:
+    """broker.persistence.existingClaim (issue 17, item 6): RabbitMQ's node (dev) or Redis's data node
+    (redis-queue) mounts the user's claim where its own PVC went, with no volumeClaimTemplate left; with more
+    than one replica it is refused, naming the key (every node needs its own volume)."""
+    key = "broker.persistence.existingClaim"
+
+    def data_statefulset(m: helm.Manifest) -> dict[str, Any]:
+        """The broker StatefulSet whose containers mount a volume named data (RabbitMQ's, or Redis's data nodes)."""
+        (sts,) = [
+            o
+            for o in component(m, "broker")
+            if o["kind"] == "StatefulSet"
+            and any(
+                vm["name"] == "data" for c in o["spec"]["template"]["spec"]["containers"] for vm in c["volumeMounts"]
+            )
+        ]
+        return sts
+
+    plain = data_statefulset(render(profile, **{"broker.replicas": 1}))
+    (template,) = plain["spec"]["volumeClaimTemplates"]
+    containers = plain["spec"]["template"]["spec"]["containers"]
+    data_path = next(
+        vm["mountPath"] for c in containers for vm in c["volumeMounts"] if vm["name"] == template["metadata"]["name"]
+    )
+    sts = data_statefulset(render(profile, **{"broker.replicas": 1, key: "restored-broker"}))
+    assert not sts["spec"].get("volumeClaimTemplates")
+    pod = sts["spec"]["template"]["spec"]
+    mount = next(vm for c in pod["containers"] for vm in c["volumeMounts"] if vm["mountPath"] == data_path)
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["persistentVolumeClaim"] == {"claimName": "restored-broker"}
+    with pytest.raises(helm.HelmError, match=r"broker\.persistence\.existingClaim .*broker\.replicas 1"):
+        render(profile, **{"broker.replicas": 3, key: "restored-broker"})
+
+
 def test_vectorstore_external_renders_nothing_to_run() -> None:
     v = component(render("external"), "vectorstore")
     assert not kinds(v) & {"StatefulSet", "Secret", "Service"}

@@ -39,6 +39,9 @@
 {{- if and (eq .Values.mode "redis") (ne $type "redis") -}}
 {{- fail (printf "broker.mode is redis but global.broker.type is %q: set global.broker.type: redis" $type) -}}
 {{- end -}}
+{{- if and .Values.persistence.existingClaim (gt (int .Values.replicas) 1) -}}
+{{- fail (printf "broker.persistence.existingClaim mounts one PVC: it needs broker.replicas 1 (got %d; each node needs its own volume)" (int .Values.replicas)) -}}
+{{- end -}}
 {{- if and (eq .Values.mode "redis") (lt (int .Values.redis.sentinel.replicas) (int .Values.redis.sentinel.quorum)) -}}
 {{- fail "broker.redis.sentinel.quorum must not be greater than broker.redis.sentinel.replicas" -}}
 {{- end -}}
