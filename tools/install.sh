@@ -282,6 +282,10 @@ wait_background() {
 
 main() {
   local what=("$@"); [ ${#what[@]} -eq 0 ] && what=(all)
+  # one install at a time per cache: two clones (or a `make docs` beside a CI run) would otherwise build the same
+  # tool into the same temporary path and one of them fail
+  exec 9>"$CACHE/.install.lock"
+  flock -n 9 || { step "waiting for another install.sh using $CACHE"; flock 9; }
   for w in "${what[@]}"; do
     case $w in
       all) apt_packages; python_deps; in_background py_side scanners langflow; go_tools; crds; schemas; wait_background ;;
