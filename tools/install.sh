@@ -263,8 +263,7 @@ scanners() {
 
 # The PyPI side (scanners' venvs, Langflow's 1.8 GB venv) is mostly download and unpacking, the Go side mostly
 # compiling: on a cold machine they run side by side (measured: the PyPI side took 2 min, hidden under the helm
-# build). The background part's
-# output goes to its log, shown when it ends; its failure fails the install.
+# build). The background part's output goes to its log, shown when it ends; its failure fails the install.
 BG_PID="" BG_LOG=""
 in_background() {
   local name=$1; shift
