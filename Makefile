@@ -45,9 +45,10 @@ cluster-up: tools ## start the local control plane, kwok nodes and the real node
 cluster-down: ## stop the local cluster and its real node; leaves nothing behind (processes, mounts, network, firewall)
 	@$(PY) -m tests.harness.cluster down
 
-loadtest: tools deps ## Locust against HOST (default: a local installation), then (local) the capacity curve on the real node, then reports/load.html; DURATION=seconds STEPS=10,20,...
+loadtest: tools deps ## Locust against HOST (default: a local installation), then (local) the capacity curve and the runtime's throughput on the real node, then reports/load.html; DURATION=seconds STEPS=10,20,... SLOTS=1,2,3
 	@$(PY) -m loadtest.run $(if $(HOST),--host $(HOST)) $(if $(DURATION),--duration $(DURATION))
 	@$(if $(HOST),,$(PY) -m loadtest.capacity $(if $(STEPS),--steps $(STEPS)))
+	@$(if $(HOST),,$(PY) -m loadtest.throughput $(if $(SLOTS),--slots $(SLOTS)))
 	@$(PY) -m loadtest.page
 
 dashboards: tools ## regenerate dashboards/*.json from dashboards/*.py

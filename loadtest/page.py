@@ -3,10 +3,11 @@
 Reads what the runs left in --reports (each part is optional; a missing one is named on the page):
 - load.json + load-latency.png / load-throughput.png (`python -m loadtest.run`: the platform scenario, targets);
 - capacity.json (`python -m loadtest.capacity`: p95 per IDE users step, ours and the baseline, start times);
+- throughput.json (`python -m loadtest.throughput`: flows/s of one runtime pod against its slots, IDE sync runs);
 - scaling.json + scaling.png (the scaling layer, `make test MARK=scaling`: replicas and queue depth over time).
 Plots are PNGs embedded as data URIs; the capacity plot is drawn here from capacity.json. The figures issue 18
-names (users_per_core_p95_100ms, baseline.users_per_core_p95_100ms, ide_ready_s, runtime_ready_s) are merged
-into load.json when capacity.json exists.
+names (users_per_core_p95_100ms, baseline.users_per_core_p95_100ms, ide_ready_s, runtime_ready_s from
+capacity.json; runtime_flows_per_s_per_pod from throughput.json) are merged into load.json when those files exist.
 """
 
 from __future__ import annotations
@@ -68,15 +69,49 @@ def headline(cap: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def merge_into_load_json(path: Path, load: dict[str, Any], cap: dict[str, Any]) -> None:
-    h = headline(cap)
-    load["users_per_core_p95_100ms"] = h["users_per_core_p95_100ms"]
-    load["ide_ready_s"] = h["ide_ready_s"]
-    load["runtime_ready_s"] = h["runtime_ready_s"]
-    if isinstance(load.get("baseline"), dict):
-        load["baseline"]["users_per_core_p95_100ms"] = h["baseline_users_per_core_p95_100ms"]
-    load["capacity"] = cap
+def merge_into_load_json(
+    path: Path, load: dict[str, Any], cap: dict[str, Any] | None, thr: dict[str, Any] | None = None
+) -> None:
+    if cap is not None:
+        h = headline(cap)
+        load["users_per_core_p95_100ms"] = h["users_per_core_p95_100ms"]
+        load["ide_ready_s"] = h["ide_ready_s"]
+        load["runtime_ready_s"] = h["runtime_ready_s"]
+        if isinstance(load.get("baseline"), dict):
+            load["baseline"]["users_per_core_p95_100ms"] = h["baseline_users_per_core_p95_100ms"]
+        load["capacity"] = cap
+    if thr is not None:
+        for key in ("runtime_flows_per_s_per_pod", "runtime_flows_per_s_per_pod_by_flow", "runtime_pods_for_seed"):
+            load[key] = thr[key]
+        load["throughput"] = thr
     path.write_text(json.dumps(load, indent=2) + "\n")
+
+
+def throughput_plot(thr: dict[str, Any]) -> bytes:
+    """Flows/s against slots (runtime, queued) and against concurrent clients (IDE, synchronous), per flow."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4.4))
+    flows = sorted({r["flow"] for r in thr["rows"]})
+    for flow, color in zip(flows, ("tab:blue", "tab:orange", "tab:green", "tab:purple"), strict=False):
+        for kind, style in (("runtime", "o-"), ("ide-sync", "s:")):
+            rows = sorted((r for r in thr["rows"] if r["kind"] == kind and r["flow"] == flow), key=lambda r: r["slots"])
+            ax.plot([r["slots"] for r in rows], [r["flows_per_s"] or 0 for r in rows], style, color=color,
+                    label=f"{flow}: {kind}")  # fmt: skip
+    ax.set_xlabel("runtime execution slots (worker prefetch) / concurrent IDE clients")
+    ax.set_ylabel("flows per second (one pod)")
+    ax.set_title("Throughput of one pod against workers")
+    ax.set_xticks(sorted({r["slots"] for r in thr["rows"]}))
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
 
 
 def _table(head: list[str], rows: list[list[Any]]) -> str:
@@ -86,7 +121,8 @@ def _table(head: list[str], rows: list[list[Any]]) -> str:
 
 
 def build(reports: Path) -> str:
-    load, cap, scaling = (_read(reports / n) for n in ("load.json", "capacity.json", "scaling.json"))
+    names = ("load.json", "capacity.json", "scaling.json", "throughput.json")
+    load, cap, scaling, thr = (_read(reports / n) for n in names)
     parts = ["<h1>Langflow platform: load report</h1>"]
     machine = (cap or load or {}).get("machine")
     if machine:
@@ -122,6 +158,11 @@ def build(reports: Path) -> str:
         rows.append(["first /api/v1/all on a fresh IDE pod <= 1.5x warm", f"{first.get('first_over_warm')}x",
                      f"{base['catalogue_after_ready'].get('first_over_warm')}x",
                      "met" if (first.get("first_over_warm") or 99) <= 1.5 else "MISSED"])  # fmt: skip
+    if thr:
+        pods = thr["runtime_pods_for_seed"]
+        ide = thr["ide_sync_flows_per_s_by_flow"]
+        rows.append(["runtime flows/s per pod (work flow, best over slots)", thr["runtime_flows_per_s_per_pod"],
+                     f"IDE sync: {ide}", f"seed's {thr['seed_flows_per_s']:.0f} flows/s need {pods} pods"])  # fmt: skip
     parts.append(_table(["target", "ours", "baseline", "verdict"], rows) if rows else "<p>No run found.</p>")
 
     parts.append("<h2>Capacity: latency against IDE users (one pod each)</h2>")
@@ -148,7 +189,19 @@ def build(reports: Path) -> str:
         f = reports / png
         parts.append(_img(f.read_bytes(), png) if f.exists() else f"<p>{png}: not found (python -m loadtest.run).</p>")
     parts.append("<h2>Runtime throughput against workers</h2>")
-    parts.append("<p>Not measured yet (issue 18, item 3).</p>")
+    if thr:
+        parts.append(_img(throughput_plot(thr), "throughput against workers"))
+        best = html.escape(json.dumps(thr["runtime_flows_per_s_per_pod_by_flow"]))
+        parts.append(f"<p>Best of one runtime pod: {best}"
+                     f" flows/s; the seed's {thr['seed_flows_per_s']:.0f} flows/s of the work flow need "
+                     f"{thr['runtime_pods_for_seed']} runtime pods on this kind of machine.</p>")  # fmt: skip
+        parts.append(_table(["kind", "flow", "slots/clients", "jobs", "errors", "flows/s", "p50 ms", "p95 ms",
+                             "cores used"],
+                            [[r["kind"], r["flow"], r["slots"], r["jobs"], r["errors"], r["flows_per_s"], r["p50_ms"],
+                              r["p95_ms"], r["cores_used"]] for r in thr["rows"]]))  # fmt: skip
+    else:
+        parts.append("<p>Not measured: run <code>make loadtest</code> on the local cluster "
+                     "(python -m loadtest.throughput).</p>")  # fmt: skip
     parts.append("<h2>Scaling: replicas and queue depth over time</h2>")
     png = reports / "scaling.png"
     if scaling and png.exists():
@@ -170,11 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m loadtest.page", description=__doc__.split("\n\n")[0])
     p.add_argument("--reports", type=Path, default=ROOT / "reports")
     args = p.parse_args(argv)
-    load, cap = _read(args.reports / "load.json"), _read(args.reports / "capacity.json")
+    load, cap, thr = (_read(args.reports / n) for n in ("load.json", "capacity.json", "throughput.json"))
     if load is None and cap is None:
         p.error(f"no load.json or capacity.json in {args.reports}: run python -m loadtest.run / loadtest.capacity")
-    if load is not None and cap is not None:
-        merge_into_load_json(args.reports / "load.json", load, cap)
+    if load is not None and (cap is not None or thr is not None):
+        merge_into_load_json(args.reports / "load.json", load, cap, thr)
     out = args.reports / "load.html"
     out.write_text(build(args.reports))
     print(f"page: {out}")

@@ -416,6 +416,35 @@ def test_fill_component_code_fails_loudly_on_an_unknown_type(tmp_path: Path) -> 
     assert not (dest / "broken.json").exists(), "a flow with a code-less unknown node is not written"
 
 
+@pytest.mark.timeout(300)
+def test_a_code_less_flow_with_dynamic_outputs_runs_once_filled(tmp_path: Path) -> None:
+    """loadtest/flows/text-chain.json (added through runtime.flows.extra by the throughput run; the outputs of its
+    Text Operations nodes depend on the chosen operation) is filled by the initContainer's script and run by
+    Langflow's own engine (`lfx run`): the input comes back inside the prompt, cleaned (no doubled spaces, no
+    space before punctuation) and upper-cased."""
+    from tests.harness.langflow import LANGFLOW_VENV
+
+    src, dest = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    dest.mkdir()
+    flow_file = ROOT / "loadtest/flows/text-chain.json"
+    shutil.copy(flow_file, src)
+    r = run_fill(src, dest)
+    assert r.returncode == 0, r.stderr[-3000:]
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "LANG": "C.UTF-8", "LANGFLOW_DO_NOT_TRACK": "true"}
+    ran = subprocess.run([str(LANGFLOW_VENV / "bin" / "lfx"), "run", "-f", "text", str(dest / flow_file.name),
+                          "hello   world ,  how are   you ?"],
+                         capture_output=True, text=True, env=env, timeout=240, check=False, cwd=tmp_path)  # fmt: skip
+    assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-3000:]
+    out = ran.stdout.strip().splitlines()[-1]
+    prompt = next(
+        n for n in json.loads(flow_file.read_text())["data"]["nodes"] if n["data"]["type"] == "Prompt Template"
+    )
+    head = prompt["data"]["node"]["template"]["template"]["value"].split("{")[0].strip()
+    assert out.startswith(head.upper()) and "HELLO WORLD, HOW ARE YOU?" in out, out
+    assert out == out.upper() and "  " not in out and " ," not in out and " ?" not in out, out
+
+
 # -------------------------------------------------------------------------------------------------- SQS
 @pytest.fixture(scope="module")
 def sqs_endpoint() -> Iterator[str]:
