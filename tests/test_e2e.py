@@ -21,7 +21,7 @@ import yaml
 from tests.harness import realplatform as rp
 from tests.harness.cluster import Cluster, LocalCluster
 from tests.harness.node import KUBELET_PORT, NODE_NAME, TAINT_KEY, NodeError, RealNode, host_snapshot, leftovers
-from tests.harness.paths import REPORTS
+from tests.harness.paths import REPORTS, ROOT
 from tests.harness.servers import free_port, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
@@ -53,12 +53,18 @@ EXTENSIONS = {
 }
 
 
+# a custom component shipped inline to the IDE and the runtime (components.files), and a flow that names it by type
+COMPONENTS_VALUES = ROOT / "tests/harness/values/custom-components.yaml"
+SHOUT_FLOW = ROOT / "tests/harness/values/flows/shout.json"
+
+
 @pytest.fixture(scope="module")
 def platform(
     kube: Cluster, real_node: RealNode | None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[rp.Release]:
     """The dev profile, its database credentials from the user's own Secret, whose password holds every
-    character a URL reserves (the server and every Langflow process read the same Secret), and EXTENSIONS."""
+    character a URL reserves (the server and every Langflow process read the same Secret), EXTENSIONS, and the
+    custom component of COMPONENTS_VALUES with SHOUT_FLOW among the runtime's flows."""
     ns = f"e2e-{secrets.token_hex(3)}"
     kube.create_namespace(ns, restricted=True)
     credentials = {"username": "langflow", "password": f"{secrets.token_hex(6)}{URL_RESERVED}%40x"}
@@ -67,8 +73,9 @@ def platform(
                  "metadata": {"name": "e2e-database", "namespace": ns}, "stringData": credentials}])  # fmt: skip
     extensions = tmp_path_factory.mktemp("e2e-values") / "extensions.yaml"
     extensions.write_text(yaml.safe_dump(EXTENSIONS))
-    rp.install(kube, RELEASE, ns, "dev", timeout="15m", set_values={"global.database.existingSecret": "e2e-database"},
-               values=[extensions])  # fmt: skip
+    set_values = {"global.database.existingSecret": "e2e-database",
+                  "runtime.flows.extra": {SHOUT_FLOW.name: SHOUT_FLOW.read_text()}}  # fmt: skip
+    rp.install(kube, RELEASE, ns, "dev", timeout="15m", set_values=set_values, values=[extensions, COMPONENTS_VALUES])
     yield rp.Release(kube, RELEASE, ns)
     kube.helm("uninstall", RELEASE, "-n", ns, "--wait", "--timeout", "3m", timeout=300)
     kube.delete_namespace(ns, wait=False)
@@ -255,6 +262,27 @@ def test_a_job_through_rabbitmq_is_run_by_a_runtime_pod(platform: rp.Release) ->
     assert result["status"] == "ok", result
     assert result["worker"] in platform.runtime_pods(), (result["worker"], platform.runtime_pods())
     assert text in json.dumps(result["outputs"]), result["outputs"]
+
+
+def test_a_custom_component_is_in_the_catalogue_and_runs_in_a_flow_on_a_runtime_pod(
+    platform: rp.Release, ide_url: str
+) -> None:
+    """components.files: the IDE's Langflow lists the shipped component in its catalogue under its category, and
+    the flow that names it by type only (its code filled on the runtime pod from the shipped module) runs through
+    the queue on a runtime pod, doing what the component does."""
+    given = yaml.safe_load(COMPONENTS_VALUES.read_text())
+    user, password = platform.login()
+    with rp.api_session(ide_url, user, password) as s:
+        catalogue = s.get(f"{ide_url}/api/v1/all", timeout=120).json()
+    category = catalogue.get(given["ide"]["components"]["category"]) or {}
+    assert "ShoutComponent" in category, sorted(catalogue)
+    shipped = given["runtime"]["components"]["files"]["shout.py"]
+    assert category["ShoutComponent"]["template"]["code"]["value"] == shipped
+    text = f"quiet words {secrets.token_hex(3)}"
+    result = rp.run_job(platform, json.loads(SHOUT_FLOW.read_text())["endpoint_name"], text, timeout=240)
+    assert result["status"] == "ok", result
+    assert result["worker"] in platform.runtime_pods(), (result["worker"], platform.runtime_pods())
+    assert text.upper() in json.dumps(result["outputs"]), result["outputs"]
 
 
 def test_metrics_server_reads_the_real_kubelet(kube: Cluster, platform: rp.Release) -> None:

@@ -19,7 +19,7 @@ import yaml
 
 from tests import test_policy as policy
 from tests.harness import helm
-from tests.harness.paths import CHARTS, UMBRELLA, profile_file, profiles
+from tests.harness.paths import CHARTS, ROOT, UMBRELLA, profile_file, profiles
 from tests.test_policy import selects
 
 pytestmark = pytest.mark.render
@@ -874,6 +874,83 @@ def test_extension_points_reach_the_pod(component: str, kind: str, tmp_path: Pat
         values.write_text(yaml.safe_dump({component: {"lifecycleHooks": mine}}))
         c = container(helm.render_profile("prod", values=[values]).get(kind, f"lf-{component}"), "langflow")
         assert c["lifecycle"] == mine
+
+
+COMPONENTS_VALUES = ROOT / "tests/harness/values/custom-components.yaml"
+
+
+def _pod_of(m: helm.Manifest, kind: str, component: str) -> dict[str, Any]:
+    return m.get(kind, f"lf-{component}")["spec"]["template"]["spec"]
+
+
+def _mount_of(c: dict[str, Any], name: str) -> dict[str, Any]:
+    (mount,) = [v for v in c.get("volumeMounts", []) if v["name"] == name]
+    return mount
+
+
+@pytest.mark.parametrize(("component", "kind"), [("ide", "Deployment"), ("runtime", "StatefulSet")])
+def test_custom_components_from_inline_files_reach_langflow(component: str, kind: str) -> None:
+    """components.files: the chart's ConfigMap holds each module as given, mounted read-only as the category folder
+    under the path LANGFLOW_COMPONENTS_PATH names; the pod template carries the ConfigMap's checksum (an edit rolls
+    the pods). On the runtime the fill-component-code initContainer sees the same path (flows may use the
+    components by type)."""
+    given = yaml.safe_load(COMPONENTS_VALUES.read_text())[component]["components"]
+    m = helm.render_profile("dev", values=[COMPONENTS_VALUES])
+    cm = m.get("ConfigMap", f"lf-{component}-components")
+    assert cm["data"] == given["files"]
+    pod = _pod_of(m, kind, component)
+    (vol,) = [v for v in pod["volumes"] if v["name"] == "components"]
+    assert vol["configMap"]["name"] == cm["metadata"]["name"]
+    users = [container({"spec": {"template": {"spec": pod}}}, "langflow")]
+    if component == "runtime":
+        users.append(next(c for c in pod["initContainers"] if c["name"] == "fill-component-code"))
+    for c in users:
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        mount = _mount_of(c, "components")
+        assert mount["readOnly"] is True
+        assert mount["mountPath"] == f"{env['LANGFLOW_COMPONENTS_PATH']}/{given['category']}", c["name"]
+    annotations = m.get(kind, f"lf-{component}")["spec"]["template"]["metadata"]["annotations"]
+    changed = {component: {"components": {**given, "files": {"shout.py": "# changed"}}}}
+    m2 = helm.render_profile("dev", set_values=changed)
+    after = m2.get(kind, f"lf-{component}")["spec"]["template"]["metadata"]["annotations"]
+    assert after["checksum/components"] != annotations["checksum/components"]
+    plain = helm.render_profile("dev")
+    assert f"lf-{component}-components" not in {o["metadata"]["name"] for o in plain.of_kind("ConfigMap")}
+    c0 = container(plain.get(kind, f"lf-{component}"), "langflow")
+    assert "LANGFLOW_COMPONENTS_PATH" not in {e["name"] for e in c0["env"]}, "no source: no components path"
+
+
+@pytest.mark.parametrize(("component", "kind"), [("ide", "Deployment"), ("runtime", "StatefulSet")])
+def test_custom_components_from_a_configmap_a_claim_or_an_image(component: str, kind: str) -> None:
+    """The other sources: an existing ConfigMap (as the category folder), an existing PVC (read-only, the whole
+    path) and an image, whose components the copy-components initContainer copies with the image's own cp into
+    an emptyDir before any other initContainer (the runtime's fill step reads them)."""
+    cases = {
+        "configMap": ({"configMap": "{{ .Release.Name }}-my-components"}, "configMap"),
+        "existingClaim": ({"existingClaim": "shared-components"}, "persistentVolumeClaim"),
+        "image": ({"image": {"registry": "registry.corp", "repository": "ml/components", "tag": "1.2.0"}}, "emptyDir"),
+    }
+    for source, (values, volume_kind) in cases.items():
+        m = helm.render_profile("dev", set_values={f"{component}.components": values})
+        pod = _pod_of(m, kind, component)
+        (vol,) = [v for v in pod["volumes"] if v["name"] == "components"]
+        assert volume_kind in vol, (source, vol)
+        c = container({"spec": {"template": {"spec": pod}}}, "langflow")
+        path = {e["name"]: e.get("value") for e in c["env"]}["LANGFLOW_COMPONENTS_PATH"]
+        mount = _mount_of(c, "components")
+        assert mount["readOnly"] is True
+        if source == "configMap":
+            assert vol["configMap"]["name"] == "lf-my-components" and mount["mountPath"] == f"{path}/custom"
+        if source == "existingClaim":
+            assert vol["persistentVolumeClaim"] == {"claimName": "shared-components", "readOnly": True}
+            assert mount["mountPath"] == path
+        if source == "image":
+            first = pod["initContainers"][0]
+            assert first["name"] == "copy-components" and first["image"] == "registry.corp/ml/components:1.2.0"
+            assert first["command"][:2] == ["cp", "-R"] and first["command"][2] == "/components/."
+            assert _mount_of(first, "components")["mountPath"] == first["command"][-1]
+            assert first["securityContext"]["readOnlyRootFilesystem"] is True
+            assert mount["mountPath"] == path
 
 
 EXTRA_OBJECT = {

@@ -21,6 +21,7 @@ from typing import Any
 import pika
 import pytest
 import requests
+import yaml
 
 from tests.harness import servers
 from tests.harness.paths import ROOT
@@ -333,11 +334,13 @@ FILL_SCRIPT = ROOT / "charts/langflow-runtime/files/fill_component_code.py"
 CHART_FLOWS = ROOT / "charts/langflow-runtime/files/flows"
 
 
-def run_fill(src: Path, dest: Path, *options: str) -> subprocess.CompletedProcess[str]:
+def run_fill(
+    src: Path, dest: Path, *options: str, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """The initContainer's command, with the Langflow venv's Python standing for the image's."""
     from tests.harness.langflow import LANGFLOW_VENV
 
-    env = {"PATH": os.environ["PATH"], "HOME": str(dest.parent), "LANG": "C.UTF-8"}
+    env = {"PATH": os.environ["PATH"], "HOME": str(dest.parent), "LANG": "C.UTF-8", **(env_extra or {})}
     return subprocess.run(
         [str(LANGFLOW_VENV / "bin" / "python"), str(FILL_SCRIPT), *options, str(src), str(dest)],
         capture_output=True,
@@ -414,6 +417,44 @@ def test_fill_component_code_fails_loudly_on_an_unknown_type(tmp_path: Path) -> 
     assert r.returncode == 1
     assert "broken.json" in r.stderr and "NoSuchComponent42" in r.stderr, r.stderr[-2000:]
     assert not (dest / "broken.json").exists(), "a flow with a code-less unknown node is not written"
+
+
+@pytest.mark.timeout(600)
+def test_fill_component_code_takes_custom_components_from_the_components_path(tmp_path: Path) -> None:
+    """A flow that names a custom component by type only (tests/harness/values/flows/shout.json) gets that
+    component's code from LANGFLOW_COMPONENTS_PATH (the chart's `components`, laid out as the pod mounts it: the
+    category folder holding the modules of the harness values) and runs on Langflow's engine; without the path
+    the fill fails naming the type; an edited component changes the kept entry's key (no stale reuse)."""
+    from tests.harness.langflow import LANGFLOW_VENV
+
+    given = yaml.safe_load((ROOT / "tests/harness/values/custom-components.yaml").read_text())["runtime"]["components"]
+    root = tmp_path / "components"
+    (root / given["category"]).mkdir(parents=True)
+    for name, source in given["files"].items():
+        (root / given["category"] / name).write_text(source)
+    src, outs = tmp_path / "src", [tmp_path / f"out{i}" for i in range(4)]
+    for d in (src, *outs):
+        d.mkdir()
+    shutil.copy(ROOT / "tests/harness/values/flows/shout.json", src)
+    path_env = {"LANGFLOW_COMPONENTS_PATH": str(root)}
+    bare = run_fill(src, outs[0])
+    assert bare.returncode == 1 and "ShoutComponent" in bare.stderr, bare.stdout + bare.stderr[-2000:]
+    cache = tmp_path / "cache"
+    r = run_fill(src, outs[1], "--cache", str(cache), env_extra=path_env)
+    assert r.returncode == 0 and "filled the code of 3" in r.stdout, r.stdout + r.stderr[-3000:]
+    filled = json.loads((outs[1] / "shout.json").read_text())
+    node = next(n for n in filled["data"]["nodes"] if n["data"]["type"] == "ShoutComponent")
+    assert node["data"]["node"]["template"]["code"]["value"] == given["files"]["shout.py"]
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "LANG": "C.UTF-8", "LANGFLOW_DO_NOT_TRACK": "true"}
+    ran = subprocess.run([str(LANGFLOW_VENV / "bin" / "lfx"), "run", "-f", "text", str(outs[1] / "shout.json"),
+                          "quiet words"], capture_output=True, text=True, env=env, timeout=240, check=False,
+                         cwd=tmp_path)  # fmt: skip
+    assert ran.returncode == 0 and ran.stdout.strip().splitlines()[-1].startswith("QUIET WORDS"), ran.stdout[-2000:]
+    (key,) = [p.name for p in cache.iterdir()]
+    (root / given["category"] / "shout.py").write_text(given["files"]["shout.py"].replace("upper()", "lower()"))
+    again = run_fill(src, outs[2], "--cache", str(cache), env_extra=path_env)
+    assert again.returncode == 0 and "filled the code" in again.stdout, again.stdout + again.stderr[-2000:]
+    assert [p.name for p in cache.iterdir()] != [key], "an edited component must not reuse the old fill"
 
 
 @pytest.mark.timeout(300)

@@ -13,13 +13,19 @@ Langflow resolves node types by (`lfx.utils.component_aliases.flatten_components
 empty, the registry entry of the node's `data.type` gives `template.code.value`. Nodes that already carry code (a
 custom component in `flows.extra`, or a full export) are left untouched.
 
+Custom components: when LANGFLOW_COMPONENTS_PATH is set (the chart's `components`, mounted in this
+initContainer too), the components under it are loaded the way Langflow loads them at start
+(`lfx.interface.components.aget_all_types_dict`) and added to the registry, so a flow may name a custom component
+by type and get the code the pod ships.
+
 Fails loudly: exit status 1 and a message naming the flow file and node type when a code-less node's type is not
-in the registry (extension-bundle and custom components are not in the built-in index: keep their code in the
-flow). Every other key of a flow is copied unchanged.
+in the registry (extension-bundle components are not in the built-in index: keep their code in the flow). Every
+other key of a flow is copied unchanged.
 
 Reuse: with `--cache DIR` (the pod's cache volume) the filled files are also kept in DIR/<key>/, the key being a
 SHA-256 of the installed Langflow and lfx versions, this script and every source file. A later start with the same
 key (a restarted pod keeps its volume) copies them instead of building the registry, which costs seconds of CPU.
+The key covers the custom components' files too.
 Older keys are removed when a new one is written.
 
 Usage: python fill_component_code.py [--cache DIR] SRC_DIR DEST_DIR   (every SRC_DIR/*.json goes to DEST_DIR/)
@@ -30,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -38,13 +45,26 @@ from pathlib import Path
 from typing import Any
 
 
+def custom_paths() -> list[Path]:
+    """The folders of LANGFLOW_COMPONENTS_PATH (one path, or several separated by commas, as Langflow reads it)."""
+    value = os.environ.get("LANGFLOW_COMPONENTS_PATH", "")
+    return [Path(p.strip()) for p in value.split(",") if p.strip()]
+
+
 def component_registry() -> dict[str, Any]:
-    """Langflow's built-in components by node type (and alias), as Langflow builds them at start."""
-    from lfx.interface.components import import_langflow_components
+    """Langflow's built-in components by node type (and alias), as Langflow builds them at start, with the custom
+    components of LANGFLOW_COMPONENTS_PATH over them."""
+    from lfx.interface.components import aget_all_types_dict, import_langflow_components
     from lfx.utils.component_aliases import flatten_components_with_aliases
 
     loaded = asyncio.run(import_langflow_components())
-    return flatten_components_with_aliases(loaded["components"])
+    registry = flatten_components_with_aliases(loaded["components"])
+    paths = [str(p) for p in custom_paths() if p.is_dir()]
+    if paths:
+        custom = asyncio.run(aget_all_types_dict(paths))
+        registry.update(flatten_components_with_aliases(custom))
+        print(f"custom components from {', '.join(paths)}: {sum(len(v) for v in custom.values())}")
+    return registry
 
 
 def fill_flow(flow: dict[str, Any], registry: dict[str, Any]) -> tuple[int, list[str]]:
@@ -67,7 +87,8 @@ def fill_flow(flow: dict[str, Any], registry: dict[str, Any]) -> tuple[int, list
 
 
 def cache_key(files: list[Path]) -> str:
-    """What the filled files depend on: the installed Langflow and lfx, this script, and the source flows."""
+    """What the filled files depend on: the installed Langflow and lfx, this script, the source flows and the
+    custom components."""
     h = hashlib.sha256()
     for dist in ("langflow", "lfx"):
         try:
@@ -77,6 +98,12 @@ def cache_key(files: list[Path]) -> str:
     h.update(Path(__file__).read_bytes())
     for f in files:
         h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    for root in custom_paths():
+        # a ConfigMap volume also holds its files under timestamped `..<date>` folders: only the visible ones count
+        for f in sorted(root.rglob("*.py")):
+            rel = f.relative_to(root)
+            if f.is_file() and not any(part.startswith("..") for part in rel.parts):
+                h.update(str(rel).encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()[:32]
 
 
