@@ -56,6 +56,8 @@ EXTENSIONS = {
 # a custom component shipped inline to the IDE and the runtime (components.files), and a flow that names it by type
 COMPONENTS_VALUES = ROOT / "tests/harness/values/custom-components.yaml"
 SHOUT_FLOW = ROOT / "tests/harness/values/flows/shout.json"
+# a team's flow in a ConfigMap of their own, loaded through runtime.flows.configMaps
+TEAM_FLOW = ROOT / "loadtest/flows/text-chain.json"
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +66,8 @@ def platform(
 ) -> Iterator[rp.Release]:
     """The dev profile, its database credentials from the user's own Secret, whose password holds every
     character a URL reserves (the server and every Langflow process read the same Secret), EXTENSIONS, and the
-    custom component of COMPONENTS_VALUES with SHOUT_FLOW among the runtime's flows."""
+    custom component of COMPONENTS_VALUES with SHOUT_FLOW among the runtime's flows, and TEAM_FLOW from the
+    user's own ConfigMap (runtime.flows.configMaps)."""
     ns = f"e2e-{secrets.token_hex(3)}"
     kube.create_namespace(ns, restricted=True)
     credentials = {"username": "langflow", "password": f"{secrets.token_hex(6)}{URL_RESERVED}%40x"}
@@ -72,9 +75,12 @@ def platform(
     kube.apply([{"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/basic-auth",
                  "metadata": {"name": "e2e-database", "namespace": ns}, "stringData": credentials}])  # fmt: skip
     extensions = tmp_path_factory.mktemp("e2e-values") / "extensions.yaml"
+    kube.apply([{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "team-flows", "namespace": ns},
+                 "data": {TEAM_FLOW.name: TEAM_FLOW.read_text()}}])  # fmt: skip
     extensions.write_text(yaml.safe_dump(EXTENSIONS))
     set_values = {"global.database.existingSecret": "e2e-database",
-                  "runtime.flows.extra": {SHOUT_FLOW.name: SHOUT_FLOW.read_text()}}  # fmt: skip
+                  "runtime.flows.extra": {SHOUT_FLOW.name: SHOUT_FLOW.read_text()},
+                  "runtime.flows.configMaps": ["team-flows"]}  # fmt: skip
     rp.install(kube, RELEASE, ns, "dev", timeout="15m", set_values=set_values, values=[extensions, COMPONENTS_VALUES])
     yield rp.Release(kube, RELEASE, ns)
     kube.helm("uninstall", RELEASE, "-n", ns, "--wait", "--timeout", "3m", timeout=300)
@@ -283,6 +289,16 @@ def test_a_custom_component_is_in_the_catalogue_and_runs_in_a_flow_on_a_runtime_
     assert result["status"] == "ok", result
     assert result["worker"] in platform.runtime_pods(), (result["worker"], platform.runtime_pods())
     assert text.upper() in json.dumps(result["outputs"]), result["outputs"]
+
+
+def test_a_flow_from_a_users_configmap_runs_on_a_runtime_pod(platform: rp.Release) -> None:
+    """runtime.flows.configMaps: the flow of the user's ConfigMap (not the chart's) was filled and loaded by
+    the runtime pod and does its string work there (the prompt around the input, cleaned and upper-cased)."""
+    text = f"team   flow ,  {secrets.token_hex(3)}"
+    result = rp.run_job(platform, json.loads(TEAM_FLOW.read_text())["endpoint_name"], text, timeout=240)
+    assert result["status"] == "ok", result
+    assert result["worker"] in platform.runtime_pods(), (result["worker"], platform.runtime_pods())
+    assert " ".join(text.replace(" ,", ",").split()).upper() in json.dumps(result["outputs"]), result["outputs"]
 
 
 def test_metrics_server_reads_the_real_kubelet(kube: Cluster, platform: rp.Release) -> None:

@@ -953,6 +953,48 @@ def test_custom_components_from_a_configmap_a_claim_or_an_image(component: str, 
             assert mount["mountPath"] == path
 
 
+def test_runtime_flows_from_configmaps_and_urls_reach_the_fill_step() -> None:
+    """flows.configMaps and flows.urls: fetch-flows (the runtime image, restricted, the chart's fetch_flows.py)
+    downloads each URL with the headers Secret mounted as files (group-readable, never env) into an emptyDir;
+    fill-component-code then reads the chart's flows, each ConfigMap and the downloads, in that order."""
+    values = {
+        "runtime.flows.configMaps": ["{{ .Release.Name }}-team-flows", "other-flows"],
+        "runtime.flows.urls": [{"name": "remote.json", "url": "https://flows.corp/{{ .Release.Name }}/remote.json"}],
+        "runtime.flows.urlHeadersSecret": "flow-server-token",
+    }
+    m = helm.render_profile("dev", set_values=values)
+    sts = m.get("StatefulSet", "lf-runtime")
+    pod = sts["spec"]["template"]["spec"]
+    inits = {c["name"]: c for c in pod["initContainers"]}
+    names = [c["name"] for c in pod["initContainers"]]
+    assert names.index("fetch-flows") < names.index("fill-component-code")
+    fetch, fill = inits["fetch-flows"], inits["fill-component-code"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["name"]: m["mountPath"] for m in fetch["volumeMounts"]}
+    script = fetch["command"][1]
+    cm = m.get("ConfigMap", volumes["flows-src"]["configMap"]["name"])
+    shipped = (ROOT / "charts/langflow-runtime/files/fetch_flows.py").read_text().rstrip("\n")
+    assert cm["data"][Path(script).name] == shipped and Path(script).parent == Path(mounts["flows-src"])
+    assert fetch["command"][fetch["command"].index("--headers") + 1] == mounts["flows-headers"]
+    assert fetch["command"][-1] == "remote.json=https://flows.corp/lf/remote.json"
+    assert fetch["command"][-2] == mounts["flows-fetched"]
+    assert volumes["flows-headers"]["secret"] == {"secretName": "flow-server-token", "defaultMode": 0o440}
+    assert "flows-headers" not in {m["name"] for c in pod["containers"] + [fill] for m in c.get("volumeMounts", [])}
+    assert all("valueFrom" not in e for e in fetch.get("env", [])), "no secret in env"
+    assert fetch["securityContext"]["readOnlyRootFilesystem"] is True and fetch["image"] == fill["image"]
+    fill_mounts = {m["name"]: m["mountPath"] for m in fill["volumeMounts"]}
+    sources = fill["command"][fill["command"].index("/flows-src") : -1]
+    assert sources == [fill_mounts[n] for n in ("flows-src", "flows-user-0", "flows-user-1", "flows-fetched")]
+    assert [volumes[f"flows-user-{i}"]["configMap"]["name"] for i in (0, 1)] == ["lf-team-flows", "other-flows"]
+    plain = helm.render_profile("dev")
+    assert "fetch-flows" not in [c["name"] for c in container_specs(plain, "initContainers")]
+    assert "fetch_flows.py" not in plain.get("ConfigMap", "lf-runtime-flows")["data"], "no URLs: no fetch script"
+
+
+def container_specs(m: helm.Manifest, field: str) -> list[dict[str, Any]]:
+    return list(m.get("StatefulSet", "lf-runtime")["spec"]["template"]["spec"].get(field) or [])
+
+
 EXTRA_OBJECT = {
     "apiVersion": "v1",
     "kind": "ConfigMap",

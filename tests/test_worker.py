@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -335,14 +336,17 @@ CHART_FLOWS = ROOT / "charts/langflow-runtime/files/flows"
 
 
 def run_fill(
-    src: Path, dest: Path, *options: str, env_extra: dict[str, str] | None = None
+    *dirs: Path, env_extra: dict[str, str] | None = None, options: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess[str]:
-    """The initContainer's command, with the Langflow venv's Python standing for the image's."""
+    """The initContainer's command (source folders, then the destination), with the Langflow venv's Python
+    standing for the image's."""
     from tests.harness.langflow import LANGFLOW_VENV
 
+    dest = dirs[-1]
+    dest.mkdir(exist_ok=True)
     env = {"PATH": os.environ["PATH"], "HOME": str(dest.parent), "LANG": "C.UTF-8", **(env_extra or {})}
     return subprocess.run(
-        [str(LANGFLOW_VENV / "bin" / "python"), str(FILL_SCRIPT), *options, str(src), str(dest)],
+        [str(LANGFLOW_VENV / "bin" / "python"), str(FILL_SCRIPT), *options, *map(str, dirs)],
         capture_output=True,
         text=True,
         env=env,
@@ -388,10 +392,10 @@ def test_fill_component_code_reuses_what_it_kept_on_the_cache_volume(tmp_path: P
     outs = [tmp_path / f"out{i}" for i in range(3)]
     for o in outs:
         o.mkdir()
-    first = run_fill(src, outs[0], "--cache", str(cache))
+    first = run_fill(src, outs[0], options=("--cache", str(cache)))
     assert first.returncode == 0 and "filled the code" in first.stdout, first.stderr[-3000:]
     (entry,) = list(cache.iterdir())
-    again = run_fill(src, outs[1], "--cache", str(cache))
+    again = run_fill(src, outs[1], options=("--cache", str(cache)))
     assert again.returncode == 0 and again.stdout.startswith("reused"), again.stdout + again.stderr[-2000:]
     assert "filled the code" not in again.stdout, "the restart built the registry again"
     for f in sorted(src.glob("*.json")):
@@ -399,7 +403,7 @@ def test_fill_component_code_reuses_what_it_kept_on_the_cache_volume(tmp_path: P
     changed = json.loads((src / "echo.json").read_text())
     changed["description"] = "changed between two starts"
     (src / "echo.json").write_text(json.dumps(changed))
-    third = run_fill(src, outs[2], "--cache", str(cache))
+    third = run_fill(src, outs[2], options=("--cache", str(cache)))
     assert third.returncode == 0 and "filled the code" in third.stdout, third.stdout + third.stderr[-2000:]
     assert json.loads((outs[2] / "echo.json").read_text())["description"] == "changed between two starts"
     assert [p.name for p in cache.iterdir()] != [entry.name] and len(list(cache.iterdir())) == 1
@@ -440,7 +444,7 @@ def test_fill_component_code_takes_custom_components_from_the_components_path(tm
     bare = run_fill(src, outs[0])
     assert bare.returncode == 1 and "ShoutComponent" in bare.stderr, bare.stdout + bare.stderr[-2000:]
     cache = tmp_path / "cache"
-    r = run_fill(src, outs[1], "--cache", str(cache), env_extra=path_env)
+    r = run_fill(src, outs[1], options=("--cache", str(cache)), env_extra=path_env)
     assert r.returncode == 0 and "filled the code of 3" in r.stdout, r.stdout + r.stderr[-3000:]
     filled = json.loads((outs[1] / "shout.json").read_text())
     node = next(n for n in filled["data"]["nodes"] if n["data"]["type"] == "ShoutComponent")
@@ -452,9 +456,104 @@ def test_fill_component_code_takes_custom_components_from_the_components_path(tm
     assert ran.returncode == 0 and ran.stdout.strip().splitlines()[-1].startswith("QUIET WORDS"), ran.stdout[-2000:]
     (key,) = [p.name for p in cache.iterdir()]
     (root / given["category"] / "shout.py").write_text(given["files"]["shout.py"].replace("upper()", "lower()"))
-    again = run_fill(src, outs[2], "--cache", str(cache), env_extra=path_env)
+    again = run_fill(src, outs[2], options=("--cache", str(cache)), env_extra=path_env)
     assert again.returncode == 0 and "filled the code" in again.stdout, again.stdout + again.stderr[-2000:]
     assert [p.name for p in cache.iterdir()] != [key], "an edited component must not reuse the old fill"
+
+
+FETCH_SCRIPT = ROOT / "charts/langflow-runtime/files/fetch_flows.py"
+
+
+@contextlib.contextmanager
+def flow_server(files: dict[str, bytes], header: tuple[str, str]) -> Iterator[str]:
+    """A loopback HTTP server that serves `files` only to requests carrying `header` (401 otherwise)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.headers.get(header[0]) != header[1]:
+                self.send_response(401)
+                self.end_headers()
+                return
+            body = files.get(self.path.lstrip("/"))
+            self.send_response(200 if body is not None else 404)
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def run_fetch(dest: Path, *args: str, headers: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The fetch-flows initContainer's command, with the Langflow venv's Python standing for the image's."""
+    from tests.harness.langflow import LANGFLOW_VENV
+
+    cmd = [str(LANGFLOW_VENV / "bin" / "python"), str(FETCH_SCRIPT)]
+    cmd += ["--headers", str(headers)] if headers else []
+    return subprocess.run([*cmd, "--timeout", "10", str(dest), *args], capture_output=True, text=True, timeout=60,
+                          env={"PATH": os.environ["PATH"], "HOME": str(dest.parent)}, check=False)  # fmt: skip
+
+
+@pytest.mark.timeout(600)
+def test_flows_from_a_configmap_and_a_url_with_secret_headers_load_and_run(tmp_path: Path) -> None:
+    """flows.configMaps and flows.urls as the runtime's initContainers run them: fetch-flows downloads a flow with
+    the headers of the mounted Secret (one file per header), the fill step takes the chart's flows, a ConfigMap's
+    and the downloaded one, and the downloaded flow runs on Langflow's engine. A URL that answers 404, a body
+    that is not a flow, a file that is not JSON and a name given twice each fail the start naming it; the header's
+    value is never logged."""
+    from tests.harness.langflow import LANGFLOW_VENV
+
+    token = f"Bearer {uuid.uuid4().hex}"
+    headers = tmp_path / "headers"
+    headers.mkdir()
+    (headers / "Authorization").write_text(token + "\n")
+    work = (ROOT / "loadtest/flows/text-chain.json").read_bytes()
+    fetched, user_cm, dest = tmp_path / "fetched", tmp_path / "team-flows", tmp_path / "flows"
+    for d in (fetched, user_cm, dest):
+        d.mkdir()
+    shutil.copy(ROOT / "tests/harness/values/flows/shout.json", user_cm / "shout.json")
+    files = {"flows/chain.json": work, "not-a-flow.json": b'{"name": "x"}'}
+    with flow_server(files, ("Authorization", token)) as url:
+        ok = run_fetch(fetched, f"remote-chain.json={url}/flows/chain.json", headers=headers)
+        assert ok.returncode == 0 and (fetched / "remote-chain.json").read_bytes() == work, ok.stderr
+        unauthorised = run_fetch(tmp_path, f"x.json={url}/flows/chain.json")
+        missing = run_fetch(tmp_path, f"y.json={url}/flows/nope.json", headers=headers)
+        not_flow = run_fetch(tmp_path, f"z.json={url}/not-a-flow.json", headers=headers)
+    assert unauthorised.returncode == 1 and "HTTP 401" in unauthorised.stderr, unauthorised.stderr
+    assert missing.returncode == 1 and f"{url}/flows/nope.json: HTTP 404" in missing.stderr, missing.stderr
+    assert not_flow.returncode == 1 and "not a Langflow flow" in not_flow.stderr, not_flow.stderr
+    for proc in (ok, unauthorised, missing, not_flow):
+        assert token.split()[1] not in proc.stdout + proc.stderr, "a header value reached the log"
+    components = yaml.safe_load((ROOT / "tests/harness/values/custom-components.yaml").read_text())["runtime"]
+    comp_root = tmp_path / "components" / components["components"]["category"]
+    comp_root.mkdir(parents=True)
+    (comp_root / "shout.py").write_text(components["components"]["files"]["shout.py"])
+    path_env = {"LANGFLOW_COMPONENTS_PATH": str(comp_root.parent)}
+    r = run_fill(CHART_FLOWS, user_cm, fetched, dest, env_extra=path_env)
+    assert r.returncode == 0, r.stdout + r.stderr[-3000:]
+    expected = {p.name for p in CHART_FLOWS.glob("*.json")} | {"shout.json", "remote-chain.json"}
+    assert {p.name for p in dest.iterdir()} == expected
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "LANG": "C.UTF-8", "LANGFLOW_DO_NOT_TRACK": "true"}
+    ran = subprocess.run([str(LANGFLOW_VENV / "bin" / "lfx"), "run", "-f", "text", str(dest / "remote-chain.json"),
+                          "fetched   flow ,  runs"], capture_output=True, text=True, env=env, timeout=240,
+                         check=False, cwd=tmp_path)  # fmt: skip
+    assert ran.returncode == 0 and "FETCHED FLOW, RUNS" in ran.stdout, ran.stdout[-2000:] + ran.stderr[-2000:]
+    (user_cm / "broken.json").write_text("{not json")
+    broken = run_fill(CHART_FLOWS, user_cm, tmp_path / "out-broken", env_extra=path_env)
+    assert broken.returncode == 1 and f"{user_cm / 'broken.json'}: not JSON" in broken.stderr, broken.stderr
+    (user_cm / "broken.json").unlink()
+    shutil.copy(fetched / "remote-chain.json", user_cm / "remote-chain.json")
+    twice = run_fill(user_cm, fetched, tmp_path / "out-twice", env_extra=path_env)
+    assert twice.returncode == 1 and "remote-chain.json" in twice.stderr and "twice" in twice.stderr, twice.stderr
 
 
 @pytest.mark.timeout(300)

@@ -28,7 +28,8 @@ key (a restarted pod keeps its volume) copies them instead of building the regis
 The key covers the custom components' files too.
 Older keys are removed when a new one is written.
 
-Usage: python fill_component_code.py [--cache DIR] SRC_DIR DEST_DIR   (every SRC_DIR/*.json goes to DEST_DIR/)
+Usage: python fill_component_code.py [--cache DIR] SRC_DIR [SRC_DIR ...] DEST_DIR   (every SRC_DIR/*.json goes to
+DEST_DIR/; a file that is not a flow, or a name given by two sources, fails the start naming it)
 """
 
 from __future__ import annotations
@@ -131,16 +132,32 @@ def keep(cache: Path, key: str, names: list[str], dest: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
+def load_flow(path: Path) -> dict[str, Any]:
+    """One flow file, or ValueError saying why it is not one."""
+    try:
+        flow = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"not JSON ({exc})") from exc
+    if not isinstance(flow, dict) or not isinstance((flow.get("data") or {}).get("nodes"), list):
+        raise ValueError("not a Langflow flow (no data.nodes)")
+    return flow
+
+
 def main(argv: list[str]) -> int:
     cache = None
     if argv[:1] == ["--cache"] and len(argv) >= 2:
         cache, argv = Path(argv[1]), argv[2:]
-    if len(argv) != 2:
-        print("usage: fill_component_code.py [--cache DIR] SRC_DIR DEST_DIR", file=sys.stderr)
+    if len(argv) < 2:
+        print("usage: fill_component_code.py [--cache DIR] SRC_DIR [SRC_DIR ...] DEST_DIR", file=sys.stderr)
         return 2
-    src, dest = Path(argv[0]), Path(argv[1])
-    files = sorted(src.glob("*.json"))
+    sources, dest = [Path(a) for a in argv[:-1]], Path(argv[-1])
+    files = sorted((f for src in sources for f in src.glob("*.json")), key=lambda f: f.name)
     names = [f.name for f in files]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        where = {n: [str(f.parent) for f in files if f.name == n] for n in twice}
+        print(f"fill_component_code: flow file names given twice: {where}", file=sys.stderr)
+        return 1
     key = cache_key(files) if cache is not None else ""
     if cache is not None and reuse(cache, key, names, dest):
         print(f"reused {len(names)} filled flow file(s) from {cache / key} (same Langflow, script and flows)")
@@ -148,7 +165,11 @@ def main(argv: list[str]) -> int:
     registry = component_registry()
     failures = []
     for path in files:
-        flow = json.loads(path.read_text())
+        try:
+            flow = load_flow(path)
+        except ValueError as exc:
+            failures.append(f"{path}: {exc}")
+            continue
         filled, unknown = fill_flow(flow, registry)
         if unknown:
             failures.append(f"{path.name}: no Langflow component for node type {', '.join(unknown)}")
