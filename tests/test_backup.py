@@ -29,11 +29,11 @@ import boto3
 import pytest
 import requests
 
-from tests.harness import helm
+from tests.harness import helm, servers
 from tests.harness.data_tier import RenderedPostgres, postgres_from_chart, rendered_data
 from tests.harness.langflow import langflow_process, map_hosts, resolve_env
 from tests.harness.paths import REPORTS, ROOT
-from tests.harness.servers import PG_BIN, free_port, port_open, spawn, wait_for
+from tests.harness.servers import PG_BIN, free_port
 
 pytestmark = pytest.mark.backup
 
@@ -64,17 +64,6 @@ S3_SECRET = {  # what the operator creates (the chart references it by name)
 
 
 # ------------------------------------------------------------------------------------------------ servers
-@contextlib.contextmanager
-def moto_s3(tmp: Path) -> Iterator[int]:
-    port = free_port()
-    proc = spawn("moto", [str(ROOT / ".venv/bin/moto_server"), "-H", "127.0.0.1", "-p", str(port)], tmp / "moto.log")
-    try:
-        wait_for(lambda: proc.ensure_alive() and port_open(port), 60, "moto S3 server")
-        yield port
-    finally:
-        proc.stop(grace=5)
-
-
 class _Capture(http.server.BaseHTTPRequestHandler):
     pushes: list[tuple[str, str]] = []  # noqa: RUF012 - one capture list per server class (made per test)
 
@@ -206,7 +195,7 @@ def test_backup_restore_round_trip(tmp_path: Path) -> None:
     download_c, restore_c = jpod["initContainers"][0], jpod["containers"][0]
     assert cron["spec"]["concurrencyPolicy"] == "Forbid" and "pg_dump" in (scripts / "backup-dump.sh").read_text()
 
-    with moto_s3(tmp_path) as s3_port, pushgateway() as (pgw_port, pushes):
+    with servers.moto(tmp_path) as s3_port, pushgateway() as (pgw_port, pushes):
         s3 = boto3.client(
             "s3",
             endpoint_url=f"http://127.0.0.1:{s3_port}",
@@ -361,7 +350,7 @@ def test_restore_runs_once_per_id(tmp_path: Path) -> None:
     def notes(pg: RenderedPostgres) -> list[str]:
         return pg.psql("select body from notes order by id").splitlines()
 
-    with moto_s3(tmp_path) as s3_port:
+    with servers.moto(tmp_path) as s3_port:
         s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{s3_port}", region_name="us-east-1",
                           aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
         s3.create_bucket(Bucket=BUCKET)
@@ -432,7 +421,7 @@ def test_backup_steps_read_credentials_from_files(tmp_path: Path) -> None:
         assert not {"PGPASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(env), c["name"]
         assert password not in env.values() and S3_SECRET["stringData"]["ACCESS_SECRET_KEY"] not in env.values()
 
-    with moto_s3(tmp_path) as s3_port, postgres_from_chart(cm, secret) as pg:
+    with servers.moto(tmp_path) as s3_port, postgres_from_chart(cm, secret) as pg:
         pg.psql(f"alter role {secret['username']} password '{password}'", superuser=True)
         s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{s3_port}", region_name="us-east-1",
                           aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip

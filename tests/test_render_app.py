@@ -995,6 +995,59 @@ def container_specs(m: helm.Manifest, field: str) -> list[dict[str, Any]]:
     return list(m.get("StatefulSet", "lf-runtime")["spec"]["template"]["spec"].get(field) or [])
 
 
+def test_s3_file_storage_reaches_the_ide_and_the_runtime_with_credentials_as_a_file() -> None:
+    """global.storage s3: Langflow's storage settings from the values on every IDE and runtime container; the
+    credentials Secret's key is mounted read-only as the file AWS_SHARED_CREDENTIALS_FILE names (never env); the
+    prod and aws profiles keep files in S3, the aws one through pod identity (no Secret, a role on the IDE)."""
+    storage = {"type": "s3", "s3": {"bucket": "acme-langflow", "prefix": "uploads", "region": "eu-central-1",
+               "endpoint": "https://minio.acme:9000", "existingSecret": "acme-s3", "credentialsKey": "aws.ini",
+               "tags": {"team": "ml"}}}  # fmt: skip
+    m = helm.render_profile("dev", set_values={"global.storage": storage})
+    for kind, name in (("Deployment", "lf-ide"), ("StatefulSet", "lf-runtime")):
+        workload = m.get(kind, name)
+        c = container(workload, "langflow")
+        env = {e["name"]: e for e in c["env"]}
+        assert {k: env[k]["value"] for k in ("LANGFLOW_STORAGE_TYPE", "LANGFLOW_OBJECT_STORAGE_BUCKET_NAME",
+                "LANGFLOW_OBJECT_STORAGE_PREFIX", "AWS_REGION", "AWS_ENDPOINT_URL_S3")} == {
+            "LANGFLOW_STORAGE_TYPE": "s3", "LANGFLOW_OBJECT_STORAGE_BUCKET_NAME": "acme-langflow",
+            "LANGFLOW_OBJECT_STORAGE_PREFIX": "uploads", "AWS_REGION": "eu-central-1",
+            "AWS_ENDPOINT_URL_S3": "https://minio.acme:9000"}, name  # fmt: skip
+        assert json.loads(env["LANGFLOW_OBJECT_STORAGE_TAGS"]["value"]) == {"team": "ml"}
+        assert not any("AWS_SECRET" in k or "AWS_ACCESS" in k for k in env), "credentials must not be env"
+        volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"]["volumes"]}
+        mount = next(m for m in c["volumeMounts"] if m["name"] == "object-storage-credentials")
+        vol = volumes["object-storage-credentials"]["secret"]
+        assert vol["secretName"] == "acme-s3" and vol["items"] == [{"key": "aws.ini", "path": "credentials"}]
+        assert mount["readOnly"] is True
+        assert env["AWS_SHARED_CREDENTIALS_FILE"]["value"] == f"{mount['mountPath']}/credentials"
+    local = container(helm.render_profile("dev").get("Deployment", "lf-ide"), "langflow")
+    assert {e["name"]: e.get("value") for e in local["env"]}["LANGFLOW_STORAGE_TYPE"] == "local"
+    for profile in ("prod", "aws"):
+        env = {e["name"]: e.get("value") for e in container(helm.render_profile(profile).get("Deployment", "lf-ide"),
+                                                              "langflow")["env"]}  # fmt: skip
+        assert env["LANGFLOW_STORAGE_TYPE"] == "s3" and env["LANGFLOW_OBJECT_STORAGE_BUCKET_NAME"], profile
+    aws = helm.render_profile("aws")
+    assert "AWS_SHARED_CREDENTIALS_FILE" not in {e["name"] for e in container(aws.get("Deployment", "lf-ide"),
+                                                                                 "langflow")["env"]}  # fmt: skip
+    assert "eks.amazonaws.com/role-arn" in aws.get("ServiceAccount", "lf-ide")["metadata"]["annotations"]
+
+
+@pytest.mark.parametrize("profile", profiles())
+def test_every_ide_replica_sees_the_same_files(profile: str) -> None:
+    """Each profile whose IDE may run more than one replica keeps uploads where all of them read: S3, or one
+    ReadWriteMany PVC; one replica may keep them on its own volume."""
+    m = helm.render_profile(profile)
+    ide = m.get("Deployment", "lf-ide")
+    hpa = [h for h in m.of_kind("HorizontalPodAutoscaler") if h["spec"]["scaleTargetRef"]["name"] == "lf-ide"]
+    replicas = int(hpa[0]["spec"]["maxReplicas"]) if hpa else int(ide["spec"]["replicas"])
+    env = {e["name"]: e.get("value") for e in container(ide, "langflow")["env"]}
+    (data,) = [v for v in ide["spec"]["template"]["spec"]["volumes"] if v["name"] == "data"]
+    claim = data.get("persistentVolumeClaim", {}).get("claimName")
+    shared_pvc = bool(claim) and "ReadWriteMany" in m.get("PersistentVolumeClaim", claim)["spec"]["accessModes"]
+    where = "s3" if env["LANGFLOW_STORAGE_TYPE"] == "s3" else "rwx-pvc" if shared_pvc else "own volume"
+    assert replicas == 1 or where != "own volume", f"{profile}: {replicas} IDE replicas, each with its own files"
+
+
 EXTRA_OBJECT = {
     "apiVersion": "v1",
     "kind": "ConfigMap",

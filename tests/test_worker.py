@@ -589,18 +589,8 @@ def test_a_code_less_flow_with_dynamic_outputs_runs_once_filled(tmp_path: Path) 
 @pytest.fixture(scope="module")
 def sqs_endpoint() -> Iterator[str]:
     """A local SQS (moto in server mode) on a free loopback port."""
-    port = servers.free_port()
-    with tempfile.TemporaryDirectory(prefix="lfp-sqs-") as tmp:
-        proc = servers.spawn(
-            "moto",
-            [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-            Path(tmp) / "moto.log",
-        )
-        try:
-            servers.wait_for(lambda: proc.ensure_alive() and servers.port_open(port), 60, "moto_server to listen")
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            proc.stop()
+    with servers.moto() as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1"}

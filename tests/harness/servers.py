@@ -156,6 +156,22 @@ def spawn(
     return Process(name, popen, log)
 
 
+@contextlib.contextmanager
+def moto(log_dir: Path | None = None) -> Iterator[int]:
+    """moto in server mode (S3, SQS, ... on one port) on a free loopback port; yields the port."""
+    import sys
+
+    port = free_port()
+    with _tempdir("moto") as tmp:
+        proc = spawn("moto", [str(Path(sys.executable).parent / "moto_server"), "-H", LOOPBACK, "-p", str(port)],
+                     (log_dir or tmp) / "moto.log")  # fmt: skip
+        try:
+            wait_for(lambda: proc.ensure_alive() and port_open(port), 60, "moto_server to listen")
+            yield port
+        finally:
+            proc.stop(grace=5)
+
+
 def _chown_tree(path: Path, user: str) -> None:
     if os.geteuid() == 0:
         shutil.chown(path, user, user)

@@ -83,6 +83,7 @@ Usage: include "langflow-common.langflow.env" (dict "context" $ "secret" "<Secre
   value: {{ printf "redis://:$(LF_BROKER_PASSWORD)@%s:%s/1" (include "langflow-common.connections.brokerHost" $ctx) (include "langflow-common.connections.brokerPort" $ctx) | quote }}
 {{- end }}
 {{ include "langflow-common.connections.vectorstoreEnv" $ctx }}
+{{ include "langflow-common.storage.env" (dict "context" $ctx) }}
 - name: LANGFLOW_VARIABLES_TO_GET_FROM_ENVIRONMENT
   value: "LF_VECTORSTORE_URL,LF_VECTORSTORE_API_KEY"
 {{- with .extra }}
