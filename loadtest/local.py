@@ -134,11 +134,15 @@ def installation(
     ours: bool = True,
     logs: Path | None = None,
     startup_timeout: float = 300,
+    set_values: dict[str, Any] | None = None,
+    assigned_uid: int | None = None,
 ) -> Iterator[Installation]:
-    """Start ours and/or the baseline concurrently; yields once every process is healthy."""
-    manifest = helm.render_profile(profile)
+    """Start ours and/or the baseline concurrently; yields once every process is healthy. `set_values` go over the
+    profile; `assigned_uid` runs every container of ours as that uid in group 0 (OpenShift's restricted-v2)."""
+    manifest = helm.render_profile(profile, set_values=set_values)
     # flow_files runs the runtime's initContainers without a database: render it without wait-for-migrations
-    files = flow_files(helm.render_profile(profile, set_values={"runtime.waitForMigrations.enabled": False}), "runtime")
+    no_wait = {**(set_values or {}), "runtime.waitForMigrations.enabled": False}
+    files = flow_files(helm.render_profile(profile, set_values=no_wait), "runtime")
     flow_candidates = _flow_names(files)
     with contextlib.ExitStack() as stack:
         flows_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lfp-load-flows-")))
@@ -193,6 +197,7 @@ def installation(
                     health_path=None,
                     keep_logs=logs,
                     startup_timeout=startup_timeout,
+                    assigned_uid=assigned_uid,
                 )
             )
             target_ours = Target("ours", ide, ide, [], amqp_url, queue, [ide], endpoints)
@@ -212,6 +217,7 @@ def installation(
                         health_path=None,
                         keep_logs=logs,
                         startup_timeout=startup_timeout,
+                        assigned_uid=assigned_uid,
                     )
                 )
                 ours_target.runtime = runtime
@@ -245,6 +251,7 @@ def installation(
                     health_path=None,
                     keep_logs=logs,
                     overrides={"WORKER_METRICS_PORT": str(servers.free_port())},
+                    assigned_uid=assigned_uid,
                 )
             )
             target_ours.processes.append(worker)

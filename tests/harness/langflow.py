@@ -256,9 +256,19 @@ def map_hosts(env: Mapping[str, str], endpoints: Endpoints, namespace: str) -> d
     return out
 
 
-def _run_as(workload: dict[str, Any], container: dict[str, Any]) -> tuple[int, int]:
+def _run_as(workload: dict[str, Any], container: dict[str, Any], assigned_uid: int | None = None) -> tuple[int, int]:
+    """The uid/gid the container runs as. `assigned_uid`: the platform assigns it (OpenShift's restricted-v2 SCC: a
+    uid from the namespace's range, group 0), which it does only for a pod that sets no ids of its own."""
     pod_sc = workload["spec"]["template"]["spec"].get("securityContext") or {}
     c_sc = container.get("securityContext") or {}
+    if assigned_uid is not None:
+        fixed = {k: v for sc in (pod_sc, c_sc) for k, v in sc.items() if k in ("runAsUser", "runAsGroup", "fsGroup")}
+        if fixed:
+            raise LangflowError(
+                f"{workload['metadata']['name']}/{container['name']} sets {fixed}: OpenShift's restricted-v2 SCC "
+                "rejects ids outside the namespace's range (global.compatibility.openshift.adaptSecurityContext)"
+            )
+        return assigned_uid, 0
     uid = c_sc.get("runAsUser", pod_sc.get("runAsUser", IMAGE_UID))
     gid = c_sc.get("runAsGroup", pod_sc.get("runAsGroup", IMAGE_GID))
     return int(uid), int(gid)
@@ -328,8 +338,10 @@ def pod_contract(
     endpoints: Endpoints | None = None,
     root: Path,
     state_dir: Path | None = None,
+    assigned_uid: int | None = None,
 ) -> PodContract:
-    """Everything needed to run one container of the rendered IDE/runtime workload as a local process."""
+    """Everything needed to run one container of the rendered IDE/runtime workload as a local process
+    (`assigned_uid`: see `_run_as`)."""
     obj = find_workload(manifest, workload)
     c = find_container(obj, container)
     spec = obj["spec"]["template"]["spec"]
@@ -343,7 +355,7 @@ def pod_contract(
     if c.get("args") and not c.get("command"):
         command = [*default, *c["args"]] if c["args"][0] not in ("langflow", "python", "python3") else c["args"]
     command = [expand(str(a), env) for a in command]
-    uid, gid = _run_as(obj, c)
+    uid, gid = _run_as(obj, c, assigned_uid)
     mounts = materialise_mounts(manifest, obj, c, root, state_dir)
     return PodContract(obj, c, command, env, uid, gid, mounts, c.get("workingDir"))
 
@@ -522,6 +534,7 @@ def run_init_containers(
     endpoints: Endpoints | None = None,
     state_dir: Path | None = None,
     timeout: float = 300,
+    assigned_uid: int | None = None,
 ) -> None:
     """Run the workload's initContainers in order, each to completion under bubblewrap with its own contract.
 
@@ -530,7 +543,13 @@ def run_init_containers(
     obj = find_workload(manifest, workload)
     for ic in obj["spec"]["template"]["spec"].get("initContainers") or []:
         contract = pod_contract(
-            manifest, workload, container=ic["name"], endpoints=endpoints, root=root, state_dir=state_dir
+            manifest,
+            workload,
+            container=ic["name"],
+            endpoints=endpoints,
+            root=root,
+            state_dir=state_dir,
+            assigned_uid=assigned_uid,
         )
         argv = [_executable(contract.command[0], ic), *contract.command[1:]]
         env = {"PATH": f"{LANGFLOW_VENV / 'bin'}:/usr/local/bin:/usr/bin:/bin", "HOME": IMAGE_HOME, "LANG": "C.UTF-8"}
@@ -625,6 +644,7 @@ def langflow_process(
     health_path: str | None = "/health_check",
     state_dir: Path | None = None,
     keep_logs: Path | None = None,
+    assigned_uid: int | None = None,
 ) -> Iterator[LangflowProcess]:
     """Run the IDE ("ide") or runtime ("runtime") container of a rendered release under bubblewrap.
 
@@ -632,16 +652,25 @@ def langflow_process(
     sparingly: each override is a place where the harness differs from the chart). Yields once
     `health_path` answers (None: do not wait, e.g. for a worker container). Stops the process on exit;
     `keep_logs` copies its log there. The pod's initContainers run first when the Langflow container starts
-    (it stands for the pod; a sidecar started on its own, e.g. the worker, joins that pod).
+    (it stands for the pod; a sidecar started on its own, e.g. the worker, joins that pod). `assigned_uid`: every
+    container runs as that uid in group 0, as OpenShift's restricted-v2 SCC runs a pod that sets no ids.
     """
     root = Path(tempfile.mkdtemp(prefix=f"lfp-langflow-{workload}-"))
     try:
         contract = pod_contract(
-            manifest, workload, container=container, endpoints=endpoints, root=root, state_dir=state_dir
+            manifest,
+            workload,
+            container=container,
+            endpoints=endpoints,
+            root=root,
+            state_dir=state_dir,
+            assigned_uid=assigned_uid,
         )
         name = f"{workload}-{contract.container['name']}"
         if contract.container is find_container(contract.workload):
-            run_init_containers(manifest, workload, root=root, endpoints=endpoints, state_dir=state_dir)
+            run_init_containers(
+                manifest, workload, root=root, endpoints=endpoints, state_dir=state_dir, assigned_uid=assigned_uid
+            )
         yield from _start(
             name, contract, root, port or free_port(), dict(overrides or {}), startup_timeout, health_path
         )

@@ -71,7 +71,7 @@ restartPolicy: Never
 {{ . }}
 {{- end }}
 securityContext:
-  {{- include "langflow-common.podSecurityContext" (dict "Values" (dict "podSecurityContext" (dict "runAsUser" 999 "runAsGroup" 999 "fsGroup" 999))) | nindent 2 }}
+  {{- include "langflow-common.podSecurityContext" (dict "context" $ctx "Values" (dict "podSecurityContext" (dict "runAsUser" 999 "runAsGroup" 999 "fsGroup" 999))) | nindent 2 }}
 initContainers:
   {{- include "langflow-database.backupContainer" (dict "context" $ctx "step" .first) | nindent 2 }}
 containers:

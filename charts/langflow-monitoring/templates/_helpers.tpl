@@ -141,7 +141,8 @@ spec:
 {{/* Pod security context of a bundled workload running as `uid` (the official image's user). */}}
 {{- define "langflow-monitoring.bundledPodSecurity" -}}
 {{- $base := include "langflow-common.podSecurityContext" .context | fromYaml -}}
-{{- toYaml (merge (dict "runAsUser" .uid "runAsGroup" .uid "fsGroup" .uid "runAsNonRoot" true) $base) -}}
+{{- $sc := merge (dict "runAsUser" .uid "runAsGroup" .uid "fsGroup" .uid "runAsNonRoot" true) $base -}}
+{{- include "langflow-common.openshift.adapt" (dict "context" .context "securityContext" $sc) -}}
 {{- end -}}
 
 {{/* The bundled Prometheus' scrape jobs, mirroring the PodMonitors: list of
