@@ -1048,6 +1048,32 @@ def test_every_ide_replica_sees_the_same_files(profile: str) -> None:
     assert replicas == 1 or where != "own volume", f"{profile}: {replicas} IDE replicas, each with its own files"
 
 
+def test_extension_points_reach_the_standalone_database_pod(tmp_path: Path) -> None:
+    """database.standalone takes the same extension points for its PostgreSQL pod: each lands where Kubernetes
+    reads it, after the chart's own entries; the chart's args stay unless the user gives args."""
+    plain = helm.render_profile("dev").get("StatefulSet", "lf-database")["spec"]["template"]
+    extras = {**EXTENSIONS, "podLabels": {"team": "data"}, "podAnnotations": {"owner": "dba"}}
+    without_args = {k: v for k, v in extras.items() if k != "args"}
+    values = tmp_path / "db.yaml"
+    values.write_text(yaml.safe_dump({"database": {"standalone": without_args}}))
+    tpl = helm.render_profile("dev", values=[values], namespace="corp").get("StatefulSet", "lf-database")["spec"][
+        "template"
+    ]
+    pod, pod0 = tpl["spec"], plain["spec"]
+    c, c0 = pod["containers"][0], pod0["containers"][0]
+    assert c["env"] == [*c0["env"], {"name": "CORP_PROXY", "value": "http://proxy.corp:3128"}]
+    assert c["envFrom"] == EXTENSIONS["extraEnvVarsFrom"] and c["args"] == c0["args"]
+    assert c["volumeMounts"] == [*c0["volumeMounts"], *EXTENSIONS["extraVolumeMounts"]]
+    assert pod["volumes"] == [*pod0["volumes"], *EXTENSIONS["extraVolumes"]]
+    assert pod["initContainers"] == [*(pod0.get("initContainers") or []), *EXTENSIONS["initContainers"]]
+    assert pod["containers"] == [*pod["containers"][: len(pod0["containers"])], *EXTENSIONS["sidecars"]]
+    assert pod["hostAliases"] == EXTENSIONS["hostAliases"] and c["lifecycle"] == EXTENSIONS["lifecycleHooks"]
+    assert tpl["metadata"]["labels"]["team"] == "data" and tpl["metadata"]["annotations"]["owner"] == "dba"
+    values.write_text(yaml.safe_dump({"database": {"standalone": {"args": EXTENSIONS["args"]}}}))
+    c = helm.render_profile("dev", values=[values]).get("StatefulSet", "lf-database")["spec"]["template"]["spec"]
+    assert c["containers"][0]["args"] == EXTENSIONS["args"], "the user's args replace the chart's"
+
+
 EXTRA_OBJECT = {
     "apiVersion": "v1",
     "kind": "ConfigMap",
