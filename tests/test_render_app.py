@@ -1048,30 +1048,41 @@ def test_every_ide_replica_sees_the_same_files(profile: str) -> None:
     assert replicas == 1 or where != "own volume", f"{profile}: {replicas} IDE replicas, each with its own files"
 
 
-def test_extension_points_reach_the_standalone_database_pod(tmp_path: Path) -> None:
-    """database.standalone takes the same extension points for its PostgreSQL pod: each lands where Kubernetes
-    reads it, after the chart's own entries; the chart's args stay unless the user gives args."""
-    plain = helm.render_profile("dev").get("StatefulSet", "lf-database")["spec"]["template"]
+# (profile, values path of the workload's section, its StatefulSet, overrides the section's command/args keys)
+DATA_TIER_WORKLOADS = [
+    ("dev", ("database", "standalone"), "lf-database", "args"),
+    ("dev", ("broker", "rabbitmq"), "lf-broker", "args"),
+    ("redis-queue", ("broker", "redis"), "lf-broker-redis", "command"),
+]
+
+
+@pytest.mark.parametrize(("profile", "section", "name", "own"), DATA_TIER_WORKLOADS, ids=lambda v: str(v))
+def test_extension_points_reach_the_data_tier_pods(
+    profile: str, section: tuple[str, str], name: str, own: str, tmp_path: Path
+) -> None:
+    """The standalone PostgreSQL, RabbitMQ and Redis pods take the same extension points under their own section:
+    each lands where Kubernetes reads it, after the chart's own entries (which all stay); the chart's preStop
+    stays beside a user's postStart; the chart's own command/args stay unless the user gives them."""
+    plain = helm.render_profile(profile, namespace="corp").get("StatefulSet", name)["spec"]["template"]
     extras = {**EXTENSIONS, "podLabels": {"team": "data"}, "podAnnotations": {"owner": "dba"}}
-    without_args = {k: v for k, v in extras.items() if k != "args"}
-    values = tmp_path / "db.yaml"
-    values.write_text(yaml.safe_dump({"database": {"standalone": without_args}}))
-    tpl = helm.render_profile("dev", values=[values], namespace="corp").get("StatefulSet", "lf-database")["spec"][
-        "template"
-    ]
+    extras.pop("args")
+    values = tmp_path / "ext.yaml"
+    values.write_text(yaml.safe_dump({section[0]: {section[1]: extras}}))
+    tpl = helm.render_profile(profile, values=[values], namespace="corp").get("StatefulSet", name)["spec"]["template"]
     pod, pod0 = tpl["spec"], plain["spec"]
     c, c0 = pod["containers"][0], pod0["containers"][0]
     assert c["env"] == [*c0["env"], {"name": "CORP_PROXY", "value": "http://proxy.corp:3128"}]
-    assert c["envFrom"] == EXTENSIONS["extraEnvVarsFrom"] and c["args"] == c0["args"]
+    assert c["envFrom"] == EXTENSIONS["extraEnvVarsFrom"] and c.get(own) == c0.get(own)
     assert c["volumeMounts"] == [*c0["volumeMounts"], *EXTENSIONS["extraVolumeMounts"]]
     assert pod["volumes"] == [*pod0["volumes"], *EXTENSIONS["extraVolumes"]]
     assert pod["initContainers"] == [*(pod0.get("initContainers") or []), *EXTENSIONS["initContainers"]]
     assert pod["containers"] == [*pod["containers"][: len(pod0["containers"])], *EXTENSIONS["sidecars"]]
-    assert pod["hostAliases"] == EXTENSIONS["hostAliases"] and c["lifecycle"] == EXTENSIONS["lifecycleHooks"]
+    assert pod["hostAliases"] == EXTENSIONS["hostAliases"]
+    assert c["lifecycle"] == {**(c0.get("lifecycle") or {}), **EXTENSIONS["lifecycleHooks"]}
     assert tpl["metadata"]["labels"]["team"] == "data" and tpl["metadata"]["annotations"]["owner"] == "dba"
-    values.write_text(yaml.safe_dump({"database": {"standalone": {"args": EXTENSIONS["args"]}}}))
-    c = helm.render_profile("dev", values=[values]).get("StatefulSet", "lf-database")["spec"]["template"]["spec"]
-    assert c["containers"][0]["args"] == EXTENSIONS["args"], "the user's args replace the chart's"
+    values.write_text(yaml.safe_dump({section[0]: {section[1]: {own: ["run-it", "my-way"]}}}))
+    c = helm.render_profile(profile, values=[values]).get("StatefulSet", name)["spec"]["template"]["spec"]
+    assert c["containers"][0][own] == ["run-it", "my-way"], f"the user's {own} replace the chart's"
 
 
 EXTRA_OBJECT = {
