@@ -35,9 +35,14 @@ CREDENTIALS = {  # the user's Secret holding an AWS shared credentials file (rel
 VALUES = {
     "global.storage": {
         "type": "s3",
-        "s3": {"bucket": BUCKET, "prefix": PREFIX, "region": "us-east-1", "existingSecret": "files-s3",
-               "endpoint": f"http://{S3_SERVICE}.{NS}.svc.cluster.local:9000"},
-    },  # fmt: skip
+        "s3": {
+            "bucket": BUCKET,
+            "prefix": PREFIX,
+            "region": "us-east-1",
+            "existingSecret": "files-s3",
+            "endpoint": f"http://{S3_SERVICE}.{NS}.svc.cluster.local:9000",
+        },
+    },
     "ide.replicaCount": 2,
     "extraObjects": [CREDENTIALS],
 }
