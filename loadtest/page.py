@@ -31,6 +31,17 @@ def _img(data: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
 
 
+def _png(fig: Any) -> bytes:
+    """A finished matplotlib figure as PNG bytes (the figure is closed)."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
 def capacity_plot(cap: dict[str, Any]) -> bytes:
     """p50/p95 of the IDE requests against users, ours and the baseline, with the target line."""
     import matplotlib
@@ -51,11 +62,7 @@ def capacity_plot(cap: dict[str, Any]) -> bytes:
     ax.set_title("IDE API latency against users, real pods on the real node")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+    return _png(fig)
 
 
 def headline(cap: dict[str, Any]) -> dict[str, Any]:
@@ -107,11 +114,7 @@ def throughput_plot(thr: dict[str, Any]) -> bytes:
     ax.set_xticks(sorted({r["slots"] for r in thr["rows"]}))
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+    return _png(fig)
 
 
 def _table(head: list[str], rows: list[list[Any]]) -> str:
