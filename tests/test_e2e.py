@@ -8,6 +8,7 @@ network rule (no pod reaches an address off this machine). Every name comes from
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import socket
 import statistics
@@ -252,14 +253,36 @@ def test_extension_points_reach_the_running_container(kube: Cluster, platform: r
     assert out.split("|") == [RELEASE, data["E2E_GREETING"], data["motd"], "10.245.0.250"], out
 
 
-def test_ide_login_and_flow_created_through_the_service(platform: rp.Release, ide_url: str) -> None:
+@pytest.fixture(scope="module")
+def ide_session(platform: rp.Release, ide_url: str) -> Iterator[Any]:
+    """One login through the Service for the tests below (Langflow allows 5 logins a minute; the module's other
+    logins are the warm-up, browser and capacity tests')."""
     user, password = platform.login()
-    name = f"e2e-{secrets.token_hex(3)}"
     with rp.api_session(ide_url, user, password) as s:
-        r = s.post(f"{ide_url}/api/v1/flows/", json={"name": name, "data": {"nodes": [], "edges": []}}, timeout=30)
-        assert r.status_code == 201, r.text[:300]
-        listed = s.get(f"{ide_url}/api/v1/flows/", params={"get_all": "true"}, timeout=30).json()
-        assert name in [f["name"] for f in listed]
+        yield s
+
+
+def test_ide_login_and_flow_created_through_the_service(ide_session: Any, ide_url: str) -> None:
+    name = f"e2e-{secrets.token_hex(3)}"
+    r = ide_session.post(
+        f"{ide_url}/api/v1/flows/", json={"name": name, "data": {"nodes": [], "edges": []}}, timeout=30
+    )
+    assert r.status_code == 201, r.text[:300]
+    listed = ide_session.get(f"{ide_url}/api/v1/flows/", params={"get_all": "true"}, timeout=30).json()
+    assert name in [f["name"] for f in listed]
+
+
+def test_a_custom_component_is_in_the_ide_catalogue(ide_session: Any, ide_url: str) -> None:
+    """components.files: the IDE's Langflow lists the shipped component under its category with the shipped code,
+    keyed by its palette id (Langflow 1.13 keys a LANGFLOW_COMPONENTS_PATH component `ext:<bundle>:<Class>@extra`)."""
+    given = yaml.safe_load(COMPONENTS_VALUES.read_text())["ide"]["components"]
+    catalogue = ide_session.get(f"{ide_url}/api/v1/all", timeout=120).json()
+    category = catalogue.get(given["category"]) or {}
+    shipped = given["files"]["shout.py"]
+    keys = [k for k, v in category.items() if ((v.get("template") or {}).get("code") or {}).get("value") == shipped]
+    assert len(keys) == 1, (sorted(catalogue), sorted(category))
+    class_name = re.search(r"^class (\w+)\(", shipped, re.M).group(1)  # type: ignore[union-attr]
+    assert keys[0] in (class_name, f"ext:{given['category']}:{class_name}@extra"), keys
 
 
 def test_a_job_through_rabbitmq_is_run_by_a_runtime_pod(platform: rp.Release) -> None:

@@ -440,6 +440,11 @@ def test_fill_component_code_takes_custom_components_from_the_components_path(tm
     for d in (src, *outs):
         d.mkdir()
     shutil.copy(ROOT / "tests/harness/values/flows/shout.json", src)
+    # the same flow as the IDE saves it: the node named by the palette's namespaced id of the component
+    namespaced = f"ext:{given['category']}:ShoutComponent@extra"
+    (src / "shout-ide.json").write_text(
+        (src / "shout.json").read_text().replace('"type": "ShoutComponent"', f'"type": "{namespaced}"')
+    )
     path_env = {"LANGFLOW_COMPONENTS_PATH": str(root)}
     bare = run_fill(src, outs[0])
     assert bare.returncode == 1 and "ShoutComponent" in bare.stderr, bare.stdout + bare.stderr[-2000:]
@@ -448,6 +453,9 @@ def test_fill_component_code_takes_custom_components_from_the_components_path(tm
     assert r.returncode == 0 and "filled the code of 3" in r.stdout, r.stdout + r.stderr[-3000:]
     filled = json.loads((outs[1] / "shout.json").read_text())
     node = next(n for n in filled["data"]["nodes"] if n["data"]["type"] == "ShoutComponent")
+    assert node["data"]["node"]["template"]["code"]["value"] == given["files"]["shout.py"]
+    ide_saved = json.loads((outs[1] / "shout-ide.json").read_text())
+    node = next(n for n in ide_saved["data"]["nodes"] if n["data"]["type"] == namespaced)
     assert node["data"]["node"]["template"]["code"]["value"] == given["files"]["shout.py"]
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "LANG": "C.UTF-8", "LANGFLOW_DO_NOT_TRACK": "true"}
     ran = subprocess.run([str(LANGFLOW_VENV / "bin" / "lfx"), "run", "-f", "text", str(outs[1] / "shout.json"),

@@ -68,6 +68,15 @@ def component_registry() -> dict[str, Any]:
     return registry
 
 
+def registry_entry(registry: dict[str, Any], node_type: str) -> Any:
+    """The registry's entry for `node_type`; a flow built in the IDE names an extension component by its namespaced
+    id `ext:<bundle>:<Class>@<slot>` (Langflow 1.13's palette key), which resolves to the class as Langflow's
+    loader does."""
+    if node_type in registry or not node_type.startswith("ext:"):
+        return registry.get(node_type)
+    return registry.get(node_type.rpartition(":")[2].partition("@")[0])
+
+
 def fill_flow(flow: dict[str, Any], registry: dict[str, Any]) -> tuple[int, list[str]]:
     """Fill the empty code fields of `flow` in place; returns (fields filled, node types not in the registry)."""
     filled, unknown = 0, []
@@ -77,7 +86,7 @@ def fill_flow(flow: dict[str, Any], registry: dict[str, Any]) -> tuple[int, list
         if not isinstance(code, dict) or code.get("value"):
             continue
         node_type = data.get("type")
-        entry = registry.get(node_type) if isinstance(node_type, str) else None
+        entry = registry_entry(registry, node_type) if isinstance(node_type, str) else None
         value = ((entry or {}).get("template") or {}).get("code", {}).get("value")
         if not value:
             unknown.append(f"{node_type} (node {node.get('id')})")
