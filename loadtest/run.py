@@ -140,6 +140,9 @@ def run_remote(args: argparse.Namespace, base: Settings, out: Path) -> dict[str,
         password=args.password,
         auto_login=args.auto_login,
         api_key=args.api_key,
+        # a session given: no simulated user logs in (Langflow allows 5 logins a minute per address)
+        sessions=[args.access_token] if args.access_token else base.sessions,
+        logins=0 if args.access_token else base.logins,
         flows=args.flows.split(","),
         amqp_url=args.amqp_url,
         queue=args.queue,
@@ -225,6 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--password", default=os.environ.get("LANGFLOW_SUPERUSER_PASSWORD", ""))
     p.add_argument("--auto-login", action="store_true", help="the installation has LANGFLOW_AUTO_LOGIN=true")
     p.add_argument("--api-key", default=os.environ.get("LANGFLOW_API_KEY", ""))
+    p.add_argument(
+        "--access-token",
+        default=os.environ.get("LANGFLOW_ACCESS_TOKEN", ""),
+        help="remote: a logged-in session's bearer token the IDE users share (then none logs in)",
+    )
     p.add_argument("--flows", default="echo", help="remote: comma-separated flow endpoint names that need no LLM")
     p.add_argument("--amqp-url", default=os.environ.get("LOADTEST_AMQP_URL", ""), help="remote: broker for queued runs")
     p.add_argument("--queue", default="langflow.flow-runs", help="remote: job queue")

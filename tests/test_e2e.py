@@ -426,6 +426,95 @@ def test_capacity_steps_are_measured_on_the_ide_pods_cgroup(
     assert r["users_per_core_p95_100ms"] == round(within / r["cpu_limit"], 1)
 
 
+# ---------------------------------------------------------------------------------- load: make loadtest HOST=<url>
+# a short run of the load report's scenarios on this platform: 10 IDE users and 1 flow/s (the seed / 100), 20 s, then
+# 10 s of queued runs
+LOAD_ARGS = ["--duration", "20", "--queue-duration", "10", "--scale", "100", "--think", "1", "3", "--no-py-spy"]
+LOAD_OUT = REPORTS / "e2e-load"
+
+
+@pytest.fixture(scope="module")
+def load_report(kube: Cluster, platform: rp.Release, ide_url: str, ide_session: Any) -> dict[str, Any]:
+    """`loadtest.run --host` (what `make loadtest HOST=<url>` runs) against this release: the IDE users through the
+    IDE Service on the module's session (none logs in: Langflow allows 5 logins a minute), synchronous echo runs
+    on a runtime pod with the runtime's API key from its Secret, queued runs through the broker Service."""
+    from loadtest import run
+    from loadtest.throughput import amqp_url
+
+    runtime = platform.runtime()
+    api_key = rp.secret_value(kube, platform.namespace, platform.container_env(runtime, "langflow")["LANGFLOW_API_KEY"])
+    user, password = platform.login()
+    token = ide_session.headers["Authorization"].removeprefix("Bearer ")
+    runtime_url = rp.pod_url(platform.pods_of(runtime)[0])
+    argv = [*LOAD_ARGS, "--host", ide_url, "--runtime-host", runtime_url, "--username", user, "--password", password,
+            "--api-key", api_key, "--access-token", token, "--amqp-url", amqp_url(platform),
+            "--queue", platform.broker()["queue"], "--flows", "echo", "--out", str(LOAD_OUT)]  # fmt: skip
+    assert run.main(argv) == 0
+    return json.loads((LOAD_OUT / "load.json").read_text())
+
+
+@pytest.mark.load
+def test_load_report_has_every_figure(load_report: dict[str, Any]) -> None:
+    for key in ("runtime_p95_ms", "ide_p95_ms", "flows_per_s", "error_rate", "requests", "users"):
+        assert isinstance(load_report[key], int | float), f"load.json: {key} = {load_report[key]!r}"
+    assert load_report["requests"] > 0 and load_report["users"] > 0
+    assert 0 < load_report["ide_p95_ms"] < 60_000 and 0 < load_report["runtime_p95_ms"] < 60_000
+    assert {t["target"].split(" ")[0] for t in load_report["targets"]} >= {"runtime", "IDE", "error"}
+
+
+@pytest.mark.load
+def test_load_numbers_agree_with_locust_and_samples(load_report: dict[str, Any]) -> None:
+    import csv
+
+    from loadtest.report import Samples
+
+    # Locust writes its stats before the users' last in-flight requests end; the samples include them
+    with (LOAD_OUT / "load-ours_stats.csv").open() as f:
+        locust_total = int({r["Name"]: r for r in csv.DictReader(f)}["Aggregated"]["Request Count"])
+    assert locust_total <= load_report["requests"] <= locust_total + load_report["users"], locust_total
+    samples = Samples.load(LOAD_OUT / "load-ours.samples.jsonl")
+    runs = sorted(r["ms"] for r in samples.of("runtime:"))
+    assert runs and runs[0] <= load_report["runtime_p95_ms"] <= runs[-1]
+    assert max(u for _, u in samples.users) == load_report["users"]
+
+
+@pytest.mark.load
+def test_load_flows_ran_at_the_offered_rate_without_errors(load_report: dict[str, Any]) -> None:
+    ours = load_report["details"]["ours"]
+    offered = ours["load"]["runtime_rate"]
+    assert load_report["flows_per_s"] >= 0.5 * offered, f"{load_report['flows_per_s']} flows/s of {offered} offered"
+    failing = {k: v for k, v in ours["endpoints"].items() if v["failures"]}
+    assert load_report["error_rate"] < 0.01, f"error rate {load_report['error_rate']:.2%}; failing: {failing}"
+    assert not any(k.startswith("ide:login") for k in ours["endpoints"]), "a simulated user logged in"
+
+
+@pytest.mark.load
+def test_load_queued_runs_come_back_through_the_runtime_pods(load_report: dict[str, Any]) -> None:
+    q = load_report["queue"]
+    assert q is not None, "no queued scenario ran"
+    assert q["requests"] > 0 and q["error_rate"] < 0.01, q["endpoints"]
+    assert q["queue_p95_ms"] > 0 and q["flows_per_s"] > 0
+
+
+@pytest.mark.load
+def test_load_page_shows_every_target_and_the_plots(load_report: dict[str, Any]) -> None:
+    """The Locust HTML, the plots and reports/load.html from this run: self-contained, each target of load.json."""
+    import html
+
+    from loadtest import page
+
+    assert "runtime:run" in (LOAD_OUT / "load-ours.html").read_text()
+    for png in ("load-latency.png", "load-throughput.png"):
+        data = (LOAD_OUT / png).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000, png
+    assert page.main(["--reports", str(LOAD_OUT)]) == 0
+    text = (LOAD_OUT / "load.html").read_text()
+    for t in load_report["targets"]:
+        assert html.escape(t["target"]) in text and html.escape(str(t["ours"])) in text, t
+    assert text.count("data:image/png;base64,") >= 2, "the scenario's plots are not embedded"
+    assert 'src="http' not in text and 'href="http' not in text, "the page must not load anything from the network"
+
+
 def test_a_pod_cannot_leave_this_machine(kube: Cluster, platform: rp.Release, real_node: RealNode | None) -> None:
     """Connect to 192.0.2.1 (TEST-NET-1, outside the pod/Service ranges) from a pod on the real node: refused or
     unreachable within 2 s; the kubernetes Service (through kube-proxy) and cluster DNS answer from the same pod."""

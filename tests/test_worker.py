@@ -823,3 +823,26 @@ def test_runtime_waits_for_the_ide_to_migrate_a_fresh_database(tmp_path: Path) -
         assert 12 <= waited < 60, f"bounded by timeoutSeconds=12: {waited:.1f}s"
         assert not list((early / "volumes").glob("*/*.json")), "fill-component-code must not run before"
         print(f"\nwait-for-migrations without an IDE failed after {waited:.1f}s (timeout 12 s)")
+
+
+@pytest.mark.timeout(300)
+def test_pod_without_writable_tmp_fails_to_start() -> None:
+    """The harness runs Langflow on a read-only root: the IDE pod without its /tmp emptyDir must not start.
+    The database is pointed at SQLite in the pod's writable /app/data so that /tmp is the only thing missing."""
+    import copy
+
+    from tests.harness import helm
+    from tests.harness.langflow import LangflowError, find_container, find_workload, langflow_process
+
+    manifest = helm.render_profile("dev")
+    broken = copy.deepcopy(manifest.objects)
+    container = find_container(find_workload(helm.Manifest(broken), "ide"))
+    container["volumeMounts"] = [m for m in container["volumeMounts"] if m["mountPath"] != "/tmp"]
+    assert any(m["mountPath"] == "/app/data" for m in container["volumeMounts"]), "the IDE lost its data mount"
+    sqlite = {"LANGFLOW_DATABASE_URL": "sqlite:////app/data/harness.db"}
+    with pytest.raises(LangflowError) as err:  # noqa: SIM117
+        with langflow_process(helm.Manifest(broken, "dev without /tmp"), "ide", overrides=sqlite, startup_timeout=240):
+            pass
+    message = str(err.value)
+    assert "exited" in message, message[-3000:]
+    assert "Read-only file system" in message or "No usable temporary directory" in message, message[-3000:]
