@@ -28,10 +28,12 @@ import base64
 import copy
 import json
 import math
+import secrets
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,7 @@ import yaml
 
 from tests.harness import helm as helm_lib
 from tests.harness.cluster import Cluster
-from tests.harness.keda import keda
+from tests.harness.keda import Keda, keda
 from tests.harness.paths import UMBRELLA, profile_file
 from tests.harness.scaling import (
     QueueProbe,
@@ -122,6 +124,16 @@ def broker(prod_render: tuple[helm_lib.Manifest, helm_lib.Manifest, Path]) -> It
         yield node, data
 
 
+@pytest.fixture(scope="module")
+def keda_running(kube: Cluster) -> Iterator[Keda]:
+    """KEDA's operator and metrics adapter for the module: one pair, as a cluster runs (two would both reconcile
+    every ScaledObject); each test's ScaledObject lives in the test's own namespace."""
+    if kube.kind != "local":
+        pytest.skip("the scaling layer runs KEDA and the workers on the host: it needs --cluster local")
+    with keda(kube) as k:
+        yield k
+
+
 def on_loopback(url: str, node: RabbitMQ) -> str:
     """A URL of the rendered broker Secret, pointed at the loopback node (AMQP or management port by scheme)."""
     u = urllib.parse.urlsplit(url)
@@ -180,10 +192,11 @@ def test_runtime_scales_on_queue_depth_per_policy(
     namespace_factory: Callable[[str], str],
     prod_render: tuple[helm_lib.Manifest, helm_lib.Manifest, Path],
     broker: tuple[RabbitMQ, dict[str, str]],
+    keda_running: Keda,
+    redis_list_run: Future[None],
     tmp_path: Path,
 ) -> None:
-    if kube.kind != "local":
-        pytest.skip("the scaling layer runs KEDA and the workers on the host: it needs --cluster local")
+    """(redis_list_run: the redis-list scenario runs beside this one; see its fixture.)"""
     full, only, override = prod_render
     node, creds = broker
 
@@ -246,69 +259,70 @@ def test_runtime_scales_on_queue_depth_per_policy(
         h = autoscaling.read_namespaced_horizontal_pod_autoscaler(hpa_name, ns)
         return h.status.desired_replicas, h.status.current_replicas
 
-    with keda(kube) as k:
-        # KEDA makes the HPA; wait until it reads the queue metric
-        def hpa_has_metric() -> str | None:
-            h = autoscaling.read_namespaced_horizontal_pod_autoscaler(hpa_name, ns)
-            for m in h.status.current_metrics or []:
-                if m.type == "External" and m.external and m.external.current:
-                    return m.external.metric.name
-            return None
+    k = keda_running
 
-        metric_name = wait_for(hpa_has_metric, 120, f"HPA {hpa_name} reading the queue metric")
-        pool = WorkerPool(
-            kube.api_client,
-            ns,
-            selector,
-            lambda pod: worker_command(loopback_url, queue, SLEEP_SECONDS, pod),
-            tmp_path / "workers",
+    # KEDA makes the HPA; wait until it reads the queue metric
+    def hpa_has_metric() -> str | None:
+        h = autoscaling.read_namespaced_horizontal_pod_autoscaler(hpa_name, ns)
+        for m in h.status.current_metrics or []:
+            if m.type == "External" and m.external and m.external.current:
+                return m.external.metric.name
+        return None
+
+    metric_name = wait_for(hpa_has_metric, 120, f"HPA {hpa_name} reading the queue metric")
+    pool = WorkerPool(
+        kube.api_client,
+        ns,
+        selector,
+        lambda pod: worker_command(loopback_url, queue, SLEEP_SECONDS, pod),
+        tmp_path / "workers",
+    )
+    probe = QueueProbe(loopback_url, queue, unacked=lambda: queue_depth(node, queue)[1])
+    rec = Recorder(
+        clock=clock,
+        queue_depth=probe,
+        workload=workload,
+        hpa=hpa,
+        workers=lambda: len(pool.processes),
+        metric=lambda: k.external_metric(ns, metric_name, so["metadata"]["name"]),
+    )
+    pool.start()
+    rec.start()
+    stop = threading.Event()
+    try:
+        rec.wait_until(lambda s: s.spec_replicas == min_r and s.workers == min_r, 120, f"{min_r} idle workers")
+        published = publish_steps(
+            loopback_url,
+            queue,
+            [Step(5, 0), Step(BURST_SECONDS, BURST_RATE)],
+            RESULTS_QUEUE,
+            clock,
+            stop,
         )
-        probe = QueueProbe(loopback_url, queue, unacked=lambda: queue_depth(node, queue)[1])
-        rec = Recorder(
-            clock=clock,
-            queue_depth=probe,
-            workload=workload,
-            hpa=hpa,
-            workers=lambda: len(pool.processes),
-            metric=lambda: k.external_metric(ns, metric_name, so["metadata"]["name"]),
+        assert published.nacked == 0, f"the broker refused {published.nacked} jobs"
+        rec.wait_until(lambda s: (s.spec_replicas or 0) >= max_r, 300, f"{max_r} replicas")
+        drained = rec.wait_until(
+            lambda s: s.queue_ready == 0 and s.queue_unacked == 0 and s.t > (published.burst_end or 0),
+            600,
+            "the queue to drain",
         )
-        pool.start()
-        rec.start()
-        stop = threading.Event()
-        try:
-            rec.wait_until(lambda s: s.spec_replicas == min_r and s.workers == min_r, 120, f"{min_r} idle workers")
-            published = publish_steps(
-                loopback_url,
-                queue,
-                [Step(5, 0), Step(BURST_SECONDS, BURST_RATE)],
-                RESULTS_QUEUE,
-                clock,
-                stop,
-            )
-            assert published.nacked == 0, f"the broker refused {published.nacked} jobs"
-            rec.wait_until(lambda s: (s.spec_replicas or 0) >= max_r, 300, f"{max_r} replicas")
-            drained = rec.wait_until(
-                lambda s: s.queue_ready == 0 and s.queue_unacked == 0 and s.t > (published.burst_end or 0),
-                600,
-                "the queue to drain",
-            )
-            # scale-in: the window, then one policy step per period (10 -> 5 -> 3 -> 2), each up to an HPA sync late
-            rec.wait_until(
-                lambda s: s.spec_replicas == min_r and s.t > drained.t,
-                window + 4 * (SCALE_DOWN_PERIOD_S + HPA_SYNC_S) + 60,
-                f"back to {min_r} replicas",
-            )
-            time.sleep(5)  # a few idle samples after the return
-        finally:
-            stop.set()
-            rec.stop()
-            probe.close()
-            pool.stop()
-        results = collect_results(loopback_url, RESULTS_QUEUE, len(published.job_ids), 60)
-        events = core.list_namespaced_event(
-            ns, field_selector=f"involvedObject.kind=HorizontalPodAutoscaler,involvedObject.name={hpa_name}"
-        ).items
-        dlq_depth = queue_depth(node, dlq) if dlq else (0, 0)
+        # scale-in: the window, then one policy step per period (10 -> 5 -> 3 -> 2), each up to an HPA sync late
+        rec.wait_until(
+            lambda s: s.spec_replicas == min_r and s.t > drained.t,
+            window + 4 * (SCALE_DOWN_PERIOD_S + HPA_SYNC_S) + 60,
+            f"back to {min_r} replicas",
+        )
+        time.sleep(5)  # a few idle samples after the return
+    finally:
+        stop.set()
+        rec.stop()
+        probe.close()
+        pool.stop()
+    results = collect_results(loopback_url, RESULTS_QUEUE, len(published.job_ids), 60)
+    events = core.list_namespaced_event(
+        ns, field_selector=f"involvedObject.kind=HorizontalPodAutoscaler,involvedObject.name={hpa_name}"
+    ).items
+    dlq_depth = queue_depth(node, dlq) if dlq else (0, 0)
 
     # ------------------------------------------------------------------------------------------- analysis
     samples = rec.samples
@@ -435,13 +449,12 @@ def test_scale_to_zero_profile_wakes_on_first_job_and_sleeps_after_cooldown(
     kube: Cluster,
     namespace_factory: Callable[[str], str],
     broker: tuple[RabbitMQ, dict[str, str]],
+    keda_running: Keda,
     tmp_path: Path,
 ) -> None:
     """scale-to-zero profile: 0 replicas while the queue is empty, 0 -> 1+ on the first jobs (KEDA activation),
     back to 0 once the queue has been empty for cooldownPeriod. The cooldown is shortened from the profile's
     120 s to 30 s for this test (the main test keeps prod's policy untouched); everything else is as rendered."""
-    if kube.kind != "local":
-        pytest.skip("the scaling layer runs KEDA and the workers on the host: it needs --cluster local")
     node, creds = broker
     cooldown = 30
     rendered = helm_lib.render_profile("scale-to-zero").get("ScaledObject", f"{RELEASE}-runtime")["spec"]
@@ -461,32 +474,31 @@ def test_scale_to_zero_profile_wakes_on_first_job_and_sleeps_after_cooldown(
         f"{k}={v}" for k, v in manifest.get("StatefulSet", sts_name)["spec"]["selector"]["matchLabels"].items()
     )
     clock_t0 = time.monotonic()
-    with keda(kube):
-        pool = WorkerPool(kube.api_client, ns, selector, lambda pod: worker_command(url, queue, SLEEP_SECONDS, pod),
-                          tmp_path / "workers")  # fmt: skip
-        probe = QueueProbe(url, queue)
-        rec = Recorder(
-            clock=lambda: round(time.monotonic() - clock_t0, 2),
-            queue_depth=probe,
-            workload=_sts_replicas(kube, ns, sts_name),
-            hpa=lambda: (None, None),
-            workers=lambda: len(pool.processes),
-        )
-        pool.start()
-        rec.start()
-        stop = threading.Event()
-        try:
-            rec.wait_until(lambda s: s.spec_replicas == 0 and s.workers == 0, cooldown + polling + 60, "0 replicas")
-            published = publish_steps(url, queue, [Step(2, 10)], RESULTS_QUEUE, rec.clock, stop)
-            woke = rec.wait_until(lambda s: (s.spec_replicas or 0) >= 1, polling + 60, "activation (0 -> 1)")
-            drained = rec.wait_until(lambda s: s.queue_ready == 0 and s.t > woke.t, 120, "the queue to drain")
-            slept = rec.wait_until(lambda s: s.spec_replicas == 0 and s.t > drained.t, cooldown + polling + 90,
-                                   "back to 0 replicas")  # fmt: skip
-        finally:
-            stop.set()
-            rec.stop()
-            probe.close()
-            pool.stop()
+    pool = WorkerPool(kube.api_client, ns, selector, lambda pod: worker_command(url, queue, SLEEP_SECONDS, pod),
+                      tmp_path / "workers")  # fmt: skip
+    probe = QueueProbe(url, queue)
+    rec = Recorder(
+        clock=lambda: round(time.monotonic() - clock_t0, 2),
+        queue_depth=probe,
+        workload=_sts_replicas(kube, ns, sts_name),
+        hpa=lambda: (None, None),
+        workers=lambda: len(pool.processes),
+    )
+    pool.start()
+    rec.start()
+    stop = threading.Event()
+    try:
+        rec.wait_until(lambda s: s.spec_replicas == 0 and s.workers == 0, cooldown + polling + 60, "0 replicas")
+        published = publish_steps(url, queue, [Step(2, 10)], RESULTS_QUEUE, rec.clock, stop)
+        woke = rec.wait_until(lambda s: (s.spec_replicas or 0) >= 1, polling + 60, "activation (0 -> 1)")
+        drained = rec.wait_until(lambda s: s.queue_ready == 0 and s.t > woke.t, 120, "the queue to drain")
+        slept = rec.wait_until(lambda s: s.spec_replicas == 0 and s.t > drained.t, cooldown + polling + 90,
+                               "back to 0 replicas")  # fmt: skip
+    finally:
+        stop.set()
+        rec.stop()
+        probe.close()
+        pool.stop()
     results = collect_results(url, RESULTS_QUEUE, len(published.job_ids), 60)
     assert not pool.errors, pool.errors
     assert woke.t - (published.burst_start or 0) <= polling + 15, (
@@ -496,19 +508,13 @@ def test_scale_to_zero_profile_wakes_on_first_job_and_sleeps_after_cooldown(
     assert all(results.get(j, {}).get("status") == "ok" for j in published.job_ids), "jobs lost"
 
 
-@pytest.mark.timeout(600)
-def test_redis_list_trigger_scales_runtime_on_list_length(
-    kube: Cluster, namespace_factory: Callable[[str], str], tmp_path: Path
-) -> None:
+def redis_list_scenario(kube: Cluster, ns: str, tmp_path: Path) -> None:
     """redis-queue profile: KEDA's redis trigger reads the list length on a real Redis and the runtime scales out
     per the rendered up-policy to its maximum; real Redis workers drain the list. Host override: the trigger's
     `address` comes from global.broker.host/port, set to the loopback Redis."""
-    if kube.kind != "local":
-        pytest.skip("the scaling layer runs KEDA and the workers on the host: it needs --cluster local")
     from tests.harness.servers import redis as redis_server
 
     with redis_server() as r:
-        ns = namespace_factory("redis-queue")
         kube.apply([_secret(ns, username="default", password=r.password or "", **{"redis-url": r.url})])
         override = {"global": {"broker": {"existingSecret": LOOPBACK_SECRET, "host": "127.0.0.1", "port": r.port}}}
         manifest = _install(kube, ns, "redis-queue", override, tmp_path)
@@ -527,29 +533,28 @@ def test_redis_list_trigger_scales_runtime_on_list_length(
         jobs = [json.dumps({"job_id": f"r{i}", "flow": "scaling-test", "reply_to": results_list}) for i in range(900)]
         clock_t0 = time.monotonic()
         client_ = r.client()
-        with keda(kube):
-            pool = WorkerPool(kube.api_client, ns, selector,
-                              lambda pod: worker_command(r.url, queue, SLEEP_SECONDS, pod, broker="redis"),
-                              tmp_path / "workers")  # fmt: skip
-            rec = Recorder(
-                clock=lambda: round(time.monotonic() - clock_t0, 2),
-                queue_depth=lambda: (int(r.client().llen(queue)), 0),
-                workload=_sts_replicas(kube, ns, sts_name),
-                hpa=lambda: (None, None),
-                workers=lambda: len(pool.processes),
-            )
-            pool.start()
-            rec.start()
-            try:
-                rec.wait_until(lambda s: s.spec_replicas == min_r and s.workers == min_r, 120, f"{min_r} workers")
-                t_push = rec.clock()
-                client_.lpush(queue, *jobs)
-                rec.wait_until(lambda s: (s.spec_replicas or 0) >= max_r, 240, f"{max_r} replicas")
-                rec.wait_until(lambda s: s.queue_ready == 0, 240, "the list to drain")
-                wait_for(lambda: client_.llen(results_list) >= len(jobs), 60, "every result")
-            finally:
-                rec.stop()
-                pool.stop()
+        pool = WorkerPool(kube.api_client, ns, selector,
+                          lambda pod: worker_command(r.url, queue, SLEEP_SECONDS, pod, broker="redis"),
+                          tmp_path / "workers")  # fmt: skip
+        rec = Recorder(
+            clock=lambda: round(time.monotonic() - clock_t0, 2),
+            queue_depth=lambda: (int(r.client().llen(queue)), 0),
+            workload=_sts_replicas(kube, ns, sts_name),
+            hpa=lambda: (None, None),
+            workers=lambda: len(pool.processes),
+        )
+        pool.start()
+        rec.start()
+        try:
+            rec.wait_until(lambda s: s.spec_replicas == min_r and s.workers == min_r, 120, f"{min_r} workers")
+            t_push = rec.clock()
+            client_.lpush(queue, *jobs)
+            rec.wait_until(lambda s: (s.spec_replicas or 0) >= max_r, 240, f"{max_r} replicas")
+            rec.wait_until(lambda s: s.queue_ready == 0, 240, "the list to drain")
+            wait_for(lambda: client_.llen(results_list) >= len(jobs), 60, "every result")
+        finally:
+            rec.stop()
+            pool.stop()
         changes = replica_changes(rec.samples)
         first_up = next(t for (t, v), (_, prev) in zip(changes[1:], changes, strict=False) if v > prev)
         done = {json.loads(x)["job_id"] for x in client_.lrange(results_list, 0, -1)}
@@ -561,18 +566,37 @@ def test_redis_list_trigger_scales_runtime_on_list_length(
         assert done == {f"r{i}" for i in range(len(jobs))}, f"{len(jobs) - len(done)} jobs without a result"
 
 
+@pytest.fixture(scope="module")
+def redis_list_run(
+    kube: Cluster, keda_running: Keda, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Future[None]]:
+    """redis_list_scenario, started in the background when first requested (by the queue-depth test, which it runs
+    beside: they share the cluster and KEDA only; each has its own namespace, broker and workers) and awaited by
+    its own test below. The module's run is that much shorter; the waits of both are KEDA's and the HPA's."""
+    ns = f"redis-queue-{secrets.token_hex(3)}"
+    kube.create_namespace(ns, restricted=True)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="redis-list") as pool:
+        yield pool.submit(redis_list_scenario, kube, ns, tmp_path_factory.mktemp("redis-list"))
+    kube.delete_namespace(ns, wait=False)
+
+
+@pytest.mark.timeout(600)
+def test_redis_list_trigger_scales_runtime_on_list_length(redis_list_run: Future[None]) -> None:
+    """redis-queue profile: see redis_list_scenario (it ran beside the queue-depth test); its failure is raised here."""
+    redis_list_run.result(timeout=540)
+
+
 @pytest.mark.timeout(420)
 def test_cpu_trigger_scales_runtime_on_emulated_usage(
     kube: Cluster,
     namespace_factory: Callable[[str], str],
     broker: tuple[RabbitMQ, dict[str, str]],
+    keda_running: Keda,
     tmp_path: Path,
 ) -> None:
     """prod profile, empty queue: kwok reports CPU usage from the pod annotation kwok.x-k8s.io/usage-cpu,
     metrics-server serves it, and the ScaledObject's CPU trigger (70 % of the langflow container's request)
     scales the runtime out. The queue stays empty, so only the CPU trigger can be the reason."""
-    if kube.kind != "local":
-        pytest.skip("the scaling layer runs KEDA on the host: it needs --cluster local")
     from kubernetes import client
 
     node, creds = broker
@@ -592,24 +616,23 @@ def test_cpu_trigger_scales_runtime_on_emulated_usage(
     core = client.CoreV1Api(kube.api_client())
     min_r = int(so["spec"]["minReplicaCount"])
     hpa_name = so["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["name"]
-    with keda(kube):
-        wait_for(lambda: read()[0] == min_r, 120, f"{min_r} replicas under KEDA")
-        # usage = 2 x the container's request (200 % > the trigger's target)
-        usage = f"{2 * _cpu_millis(request)}m"
-        for p in core.list_namespaced_pod(ns, label_selector=selector).items:
-            core.patch_namespaced_pod(
-                p.metadata.name, ns, {"metadata": {"annotations": {"kwok.x-k8s.io/usage-cpu": usage}}}
-            )
-        t0 = time.monotonic()
-        wait_for(lambda: (read()[0] or 0) > min_r, 240, "a CPU-driven scale-out", interval=1)
-        took = time.monotonic() - t0
-        probe = QueueProbe(url, rabbitmq_trigger(so)["metadata"]["queueName"])
-        depth = probe()[0]
-        probe.close()
-        assert depth == 0, "the queue was not empty: the queue trigger could have caused the scale-out"
-        events = core.list_namespaced_event(
-            ns, field_selector=f"involvedObject.kind=HorizontalPodAutoscaler,involvedObject.name={hpa_name}"
-        ).items
+    wait_for(lambda: read()[0] == min_r, 120, f"{min_r} replicas under KEDA")
+    # usage = 2 x the container's request (200 % > the trigger's target)
+    usage = f"{2 * _cpu_millis(request)}m"
+    for p in core.list_namespaced_pod(ns, label_selector=selector).items:
+        core.patch_namespaced_pod(
+            p.metadata.name, ns, {"metadata": {"annotations": {"kwok.x-k8s.io/usage-cpu": usage}}}
+        )
+    t0 = time.monotonic()
+    wait_for(lambda: (read()[0] or 0) > min_r, 240, "a CPU-driven scale-out", interval=1)
+    took = time.monotonic() - t0
+    probe = QueueProbe(url, rabbitmq_trigger(so)["metadata"]["queueName"])
+    depth = probe()[0]
+    probe.close()
+    assert depth == 0, "the queue was not empty: the queue trigger could have caused the scale-out"
+    events = core.list_namespaced_event(
+        ns, field_selector=f"involvedObject.kind=HorizontalPodAutoscaler,involvedObject.name={hpa_name}"
+    ).items
     rescales = [e.message for e in events if e.reason == "SuccessfulRescale"]
     print(
         f"\ncpu trigger: scaled out {took:.0f}s after the usage rose ({usage} per pod, request {request}); {rescales}"
