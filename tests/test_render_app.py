@@ -1048,41 +1048,130 @@ def test_every_ide_replica_sees_the_same_files(profile: str) -> None:
     assert replicas == 1 or where != "own volume", f"{profile}: {replicas} IDE replicas, each with its own files"
 
 
-# (profile, values path of the workload's section, its StatefulSet, overrides the section's command/args keys)
+# (profile, values path of the workload's section, its StatefulSet, which of command/args the chart sets)
 DATA_TIER_WORKLOADS = [
     ("dev", ("database", "standalone"), "lf-database", "args"),
     ("dev", ("broker", "rabbitmq"), "lf-broker", "args"),
     ("redis-queue", ("broker", "redis"), "lf-broker-redis", "command"),
+    ("dev", ("vectorstore",), "lf-vectorstore", "command"),
+    ("weaviate", ("vectorstore",), "lf-vectorstore", "args"),
+    ("milvus", ("vectorstore",), "lf-vectorstore", "args"),
 ]
+
+# (profile, kind, values path of the workload's section, its name, which of command/args the chart sets); these
+# sections also take the pod's nodeSelector, tolerations, affinity and priorityClassName
+OPS_WORKLOADS = [
+    ("dev", "StatefulSet", ("monitoring", "bundled", "prometheus"), "lf-monitoring-prometheus", "args"),
+    ("dev", "StatefulSet", ("monitoring", "bundled", "loki"), "lf-monitoring-loki", "args"),
+    ("dev", "Deployment", ("monitoring", "bundled", "grafana"), "lf-monitoring-grafana", "args"),
+    ("dev", "Deployment", ("monitoring", "bundled", "alertmanager"), "lf-monitoring-alertmanager", "args"),
+    ("dev", "Deployment", ("monitoring", "bundled", "alloy"), "lf-monitoring-alloy", "args"),
+    ("prod", "CronJob", ("database", "backup"), "lf-database-backup", "command"),
+    ("prod", "Job", ("database", "restore"), "lf-database-restore", "command"),
+]
+
+# values a workload needs to render at all
+WORKLOAD_BASE = {"lf-database-restore": {"database": {"restore": {"enabled": True, "id": "extension-check"}}}}
+
+SCHEDULING = {
+    "nodeSelector": {"pool": "ops"},
+    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ops", "effect": "NoSchedule"}],
+    "affinity": {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": [{"key": "pool", "operator": "In", "values": ["ops"]}]}]
+            }
+        }
+    },
+    "priorityClassName": "ops-critical",
+}
+
+
+def nested(path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    for key in reversed(path):
+        value = {key: value}
+    return value
+
+
+def pod_template(workload: dict[str, Any]) -> dict[str, Any]:
+    spec = workload["spec"]
+    return (spec["jobTemplate"]["spec"] if workload["kind"] == "CronJob" else spec)["template"]
+
+
+def check_extension_points(
+    profile: str, kind: str, section: tuple[str, ...], name: str, own: str, scheduling: bool, tmp_path: Path
+) -> None:
+    """Every extension point of `section` lands where Kubernetes reads it, tpl-rendered, after the chart's own
+    entries, and nothing of the chart's goes: the pod and its main container are the chart's plus the extensions.
+    A Job's steps (the chart's init step and main container) all take the extra env, envFrom and volumeMounts;
+    the chart's own command/args stay unless the user gives them, and then only the main container's change."""
+    base = tmp_path / "base.yaml"
+    base.write_text(yaml.safe_dump(WORKLOAD_BASE.get(name, {})))
+    plain = pod_template(helm.render_profile(profile, values=[base], namespace="corp").get(kind, name))
+    extras = {
+        **EXTENSIONS,
+        "podLabels": {"team": "data"},
+        "podAnnotations": {"owner": "dba"},
+        "terminationGracePeriodSeconds": 45,
+        **(SCHEDULING if scheduling else {}),
+    }
+    extras.pop("args")
+    values = tmp_path / "ext.yaml"
+    values.write_text(yaml.safe_dump(nested(section, extras)))
+    tpl = pod_template(helm.render_profile(profile, values=[base, values], namespace="corp").get(kind, name))
+    pod, pod0 = tpl["spec"], plain["spec"]
+    job = kind in ("Job", "CronJob")
+
+    def extended(c0: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **c0,
+            "env": [*(c0.get("env") or []), {"name": "CORP_PROXY", "value": "http://proxy.corp:3128"}],
+            "envFrom": EXTENSIONS["extraEnvVarsFrom"],
+            "volumeMounts": [*(c0.get("volumeMounts") or []), *EXTENSIONS["extraVolumeMounts"]],
+        }
+
+    c0 = pod0["containers"][0]
+    main = {**extended(c0), "lifecycle": {**(c0.get("lifecycle") or {}), **EXTENSIONS["lifecycleHooks"]}}
+    steps0 = pod0.get("initContainers") or []
+    assert pod == {
+        **pod0,
+        **(SCHEDULING if scheduling else {}),
+        "terminationGracePeriodSeconds": 45,
+        "hostAliases": EXTENSIONS["hostAliases"],
+        "volumes": [*(pod0.get("volumes") or []), *EXTENSIONS["extraVolumes"]],
+        "initContainers": [*(map(extended, steps0) if job else steps0), *EXTENSIONS["initContainers"]],
+        "containers": [main, *pod0["containers"][1:], *EXTENSIONS["sidecars"]],
+    }
+    assert pod["containers"][0].get(own) == c0.get(own), f"the chart's {own} was lost"
+    meta0 = plain["metadata"]
+    assert tpl["metadata"] == {
+        **meta0,
+        "labels": {**meta0["labels"], "team": "data"},
+        "annotations": {**(meta0.get("annotations") or {}), "owner": "dba"},
+    }
+    values.write_text(yaml.safe_dump(nested(section, {own: ["run-it", "my-way"]})))
+    pod = pod_template(helm.render_profile(profile, values=[base, values], namespace="corp").get(kind, name))["spec"]
+    assert pod["containers"][0][own] == ["run-it", "my-way"], f"the user's {own} replace the chart's"
+    assert pod.get("initContainers") == pod0.get("initContainers"), "the user's command reached the chart's init step"
 
 
 @pytest.mark.parametrize(("profile", "section", "name", "own"), DATA_TIER_WORKLOADS, ids=lambda v: str(v))
 def test_extension_points_reach_the_data_tier_pods(
-    profile: str, section: tuple[str, str], name: str, own: str, tmp_path: Path
+    profile: str, section: tuple[str, ...], name: str, own: str, tmp_path: Path
 ) -> None:
-    """The standalone PostgreSQL, RabbitMQ and Redis pods take the same extension points under their own section:
-    each lands where Kubernetes reads it, after the chart's own entries (which all stay); the chart's preStop
+    """The standalone PostgreSQL, RabbitMQ, Redis and vector store (Qdrant, Weaviate, Milvus) pods take the same
+    extension points under their own section (the vector store's: the chart's top level); the chart's preStop
     stays beside a user's postStart; the chart's own command/args stay unless the user gives them."""
-    plain = helm.render_profile(profile, namespace="corp").get("StatefulSet", name)["spec"]["template"]
-    extras = {**EXTENSIONS, "podLabels": {"team": "data"}, "podAnnotations": {"owner": "dba"}}
-    extras.pop("args")
-    values = tmp_path / "ext.yaml"
-    values.write_text(yaml.safe_dump({section[0]: {section[1]: extras}}))
-    tpl = helm.render_profile(profile, values=[values], namespace="corp").get("StatefulSet", name)["spec"]["template"]
-    pod, pod0 = tpl["spec"], plain["spec"]
-    c, c0 = pod["containers"][0], pod0["containers"][0]
-    assert c["env"] == [*c0["env"], {"name": "CORP_PROXY", "value": "http://proxy.corp:3128"}]
-    assert c["envFrom"] == EXTENSIONS["extraEnvVarsFrom"] and c.get(own) == c0.get(own)
-    assert c["volumeMounts"] == [*c0["volumeMounts"], *EXTENSIONS["extraVolumeMounts"]]
-    assert pod["volumes"] == [*pod0["volumes"], *EXTENSIONS["extraVolumes"]]
-    assert pod["initContainers"] == [*(pod0.get("initContainers") or []), *EXTENSIONS["initContainers"]]
-    assert pod["containers"] == [*pod["containers"][: len(pod0["containers"])], *EXTENSIONS["sidecars"]]
-    assert pod["hostAliases"] == EXTENSIONS["hostAliases"]
-    assert c["lifecycle"] == {**(c0.get("lifecycle") or {}), **EXTENSIONS["lifecycleHooks"]}
-    assert tpl["metadata"]["labels"]["team"] == "data" and tpl["metadata"]["annotations"]["owner"] == "dba"
-    values.write_text(yaml.safe_dump({section[0]: {section[1]: {own: ["run-it", "my-way"]}}}))
-    c = helm.render_profile(profile, values=[values]).get("StatefulSet", name)["spec"]["template"]["spec"]
-    assert c["containers"][0][own] == ["run-it", "my-way"], f"the user's {own} replace the chart's"
+    check_extension_points(profile, "StatefulSet", section, name, own, False, tmp_path)
+
+
+@pytest.mark.parametrize(("profile", "kind", "section", "name", "own"), OPS_WORKLOADS, ids=lambda v: str(v))
+def test_extension_points_reach_the_monitoring_and_backup_pods(
+    profile: str, kind: str, section: tuple[str, ...], name: str, own: str, tmp_path: Path
+) -> None:
+    """The bundled Prometheus, Loki, Grafana, Alertmanager and Alloy pods and the database's backup CronJob and
+    restore Job take the extension points under their own section, with the pod's scheduling keys as well."""
+    check_extension_points(profile, kind, section, name, own, True, tmp_path)
 
 
 EXTRA_OBJECT = {

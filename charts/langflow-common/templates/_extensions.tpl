@@ -79,3 +79,22 @@ Usage: include "langflow-common.extensions.podLabels" (dict "context" $ "values"
 {{- define "langflow-common.extensions.podAnnotations" -}}
 {{- with (.values | default .context.Values).podAnnotations }}{{ toYaml . }}{{ end -}}
 {{- end -}}
+
+{{/* nodeSelector, tolerations, affinity and priorityClassName of a workload whose section has its own (the
+monitoring chart's bundled components, the database chart's backup and restore Jobs).
+Usage: include "langflow-common.extensions.scheduling" (dict "context" $ "values" $section) | nindent 6 */}}
+{{- define "langflow-common.extensions.scheduling" -}}
+{{- $v := .values | default .context.Values -}}
+{{- with $v.nodeSelector }}
+nodeSelector: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.tolerations }}
+tolerations: {{- include "langflow-common.extensions.render" (dict "value" . "context" $.context) | nindent 2 }}
+{{- end }}
+{{- with $v.affinity }}
+affinity: {{- include "langflow-common.extensions.render" (dict "value" . "context" $.context) | nindent 2 }}
+{{- end }}
+{{- with $v.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- end -}}

@@ -58,11 +58,14 @@ Usage: include "langflow-database.backupEnv" (dict "context" $ "libpq" true|fals
 {{- end }}
 {{- end -}}
 
-{{/* Pod spec shared by the backup CronJob and the restore Job: init step + main step, scripts and /backup.
-Usage: include "langflow-database.backupPod" (dict "context" $ "first" (dict name image script) "second" (dict ...)) */}}
+{{/* Pod spec shared by the backup CronJob and the restore Job: init step + main step, scripts and /backup; the
+extension points of the workload's own section ("values": backup or restore) after the chart's entries (extra env,
+envFrom and volumeMounts in both steps; command, args and lifecycleHooks on the main step).
+Usage: include "langflow-database.backupPod" (dict "context" $ "values" $section "first" (dict name image script) "second" (dict ...)) */}}
 {{- define "langflow-database.backupPod" -}}
 {{- $ctx := .context -}}
 {{- $b := $ctx.Values.backup -}}
+{{- $s := .values -}}
 serviceAccountName: {{ include "langflow-common.serviceAccountName" $ctx }}
 automountServiceAccountToken: false
 enableServiceLinks: false
@@ -72,10 +75,15 @@ restartPolicy: Never
 {{- end }}
 securityContext:
   {{- include "langflow-common.podSecurityContext" (dict "context" $ctx "Values" (dict "podSecurityContext" (dict "runAsUser" 999 "runAsGroup" 999 "fsGroup" 999))) | nindent 2 }}
+{{- include "langflow-common.extensions.scheduling" (dict "context" $ctx "values" $s) }}
+{{- include "langflow-common.extensions.pod" (dict "context" $ctx "values" $s) }}
+terminationGracePeriodSeconds: {{ $s.terminationGracePeriodSeconds }}
 initContainers:
-  {{- include "langflow-database.backupContainer" (dict "context" $ctx "step" .first) | nindent 2 }}
+  {{- include "langflow-database.backupContainer" (dict "context" $ctx "values" $s "step" .first) | nindent 2 }}
+  {{- include "langflow-common.extensions.initContainers" (dict "context" $ctx "values" $s) | nindent 2 }}
 containers:
-  {{- include "langflow-database.backupContainer" (dict "context" $ctx "step" .second) | nindent 2 }}
+  {{- include "langflow-database.backupContainer" (dict "context" $ctx "values" $s "step" .second "main" true) | nindent 2 }}
+  {{- include "langflow-common.extensions.sidecars" (dict "context" $ctx "values" $s) | nindent 2 }}
 volumes:
   - name: scripts
     configMap:
@@ -104,6 +112,7 @@ volumes:
       defaultMode: 0440
   {{- end }}
   {{- include "langflow-common.databaseTLS.volume" (dict "context" $ctx "defaultSecret" (include "langflow-database.caSecret" $ctx)) | nindent 2 }}
+  {{- include "langflow-common.extensions.volumes" (dict "context" $ctx "values" $s) | nindent 2 }}
 {{- end -}}
 
 {{- define "langflow-database.backupContainer" -}}
@@ -112,10 +121,20 @@ volumes:
 - name: {{ .step.name }}
   image: {{ include "langflow-common.image" (dict "image" $img "global" $ctx.Values.global "name" (printf "database.backup.%s" .step.image)) }}
   imagePullPolicy: {{ $img.pullPolicy }}
+  {{- if or (not .main) (not .values.command) }}
   command: ["sh", "/scripts/{{ .step.script }}"]
+  {{- end }}
+  {{- if .main }}
+  {{- include "langflow-common.extensions.container" (dict "context" $ctx "values" .values) | nindent 2 }}
+  {{- else }}
+  {{- with .values.extraEnvVarsFrom }}
+  envFrom: {{- include "langflow-common.extensions.render" (dict "value" . "context" $ctx) | nindent 4 }}
+  {{- end }}
+  {{- end }}
   {{- $libpq := eq .step.image "postgresImage" }}
   env:
     {{- include "langflow-database.backupEnv" (dict "context" $ctx "libpq" $libpq) | nindent 4 }}
+    {{- include "langflow-common.extensions.env" (dict "context" $ctx "values" .values) | nindent 4 }}
   securityContext:
     {{- include "langflow-common.containerSecurityContext" (dict "context" $ctx "override" (dict "runAsUser" 999 "runAsGroup" 999)) | nindent 4 }}
   resources:
@@ -130,4 +149,5 @@ volumes:
     {{- else if $ctx.Values.backup.s3.credentialsSecret }}
     - {name: s3-credentials, mountPath: /run/secrets/s3, readOnly: true}
     {{- end }}
+    {{- include "langflow-common.extensions.volumeMounts" (dict "context" $ctx "values" .values) | nindent 4 }}
 {{- end -}}
