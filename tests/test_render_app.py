@@ -1070,6 +1070,13 @@ OPS_WORKLOADS = [
     ("prod", "Job", ("database", "restore"), "lf-database-restore", "command"),
 ]
 
+# (kind, values path of the workload's section, its name, which of command/args the chart sets): the Redis
+# Sentinel and HAProxy pods of the redis-queue profile; their scheduling is the broker chart's own (top level)
+REDIS_HA_WORKLOADS = [
+    ("StatefulSet", ("broker", "redis", "sentinel"), "lf-broker-sentinel", "command"),
+    ("Deployment", ("broker", "redis", "haproxy"), "lf-broker-haproxy", "args"),
+]
+
 # values a workload needs to render at all
 WORKLOAD_BASE = {"lf-database-restore": {"database": {"restore": {"enabled": True, "id": "extension-check"}}}}
 
@@ -1172,6 +1179,15 @@ def test_extension_points_reach_the_monitoring_and_backup_pods(
     """The bundled Prometheus, Loki, Grafana, Alertmanager and Alloy pods and the database's backup CronJob and
     restore Job take the extension points under their own section, with the pod's scheduling keys as well."""
     check_extension_points(profile, kind, section, name, own, True, tmp_path)
+
+
+@pytest.mark.parametrize(("kind", "section", "name", "own"), REDIS_HA_WORKLOADS, ids=lambda v: str(v))
+def test_extension_points_reach_the_sentinel_and_haproxy_pods(
+    kind: str, section: tuple[str, ...], name: str, own: str, tmp_path: Path
+) -> None:
+    """The Redis Sentinel and HAProxy pods take the extension points under broker.redis.sentinel and
+    broker.redis.haproxy; the Sentinel's start command and HAProxy's args stay unless the user sets them."""
+    check_extension_points("redis-queue", kind, section, name, own, False, tmp_path)
 
 
 EXTRA_OBJECT = {
