@@ -10,8 +10,12 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import signal
 import socket
 import statistics
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +25,18 @@ import yaml
 
 from tests.harness import realplatform as rp
 from tests.harness.cluster import Cluster, LocalCluster
-from tests.harness.node import KUBELET_PORT, NODE_NAME, TAINT_KEY, NodeError, RealNode, host_snapshot, leftovers
+from tests.harness.node import (
+    KUBELET_PORT,
+    NODE_NAME,
+    OWNER_FILE,
+    TAINT_KEY,
+    NodeError,
+    RealNode,
+    bridge_exists,
+    host_snapshot,
+    leftovers,
+    reclaim_left_behind,
+)
 from tests.harness.paths import REPORTS, ROOT
 from tests.harness.servers import free_port, wait_for
 
@@ -195,7 +210,12 @@ def test_a_fresh_ide_pod_is_warm_before_it_is_ready(kube: Cluster, platform: rp.
         assert record["at"] <= ready_at + 1, f"warm-up recorded at {record['at']}, after Ready at {ready_at}"
         assert set(record["ms"]) == set(warm_paths), record
         starts.append({"first_ms": first, "warm_ms": warm, "ratio": round(first / statistics.median(warm), 2),
-                       "probe_ms": record["ms"], "ready_s": rp.ready_seconds(pod)})  # fmt: skip
+                       "probe_ms": record["ms"], "ready_s": rp.ready_seconds(pod),
+                       "phases_s": rp.start_phases(pod)})  # fmt: skip
+        phases = starts[-1]["phases_s"]
+        assert list(phases)[-1] == "ready" and phases["ready"] == round(starts[-1]["ready_s"], 1), phases
+        inits = [v for k, v in phases.items() if k.startswith("init ")]
+        assert phases["langflow started"] >= max(inits, default=0.0), phases
         if len(starts) == 1 and starts[0]["ratio"] <= 1.5:
             break
     ratio = statistics.median(s["ratio"] for s in starts)
@@ -588,3 +608,35 @@ def test_cluster_down_leaves_nothing_behind(kube: Cluster, real_node: RealNode |
     LocalCluster(kube.workdir).node().down()
     left = leftovers(real_node.workdir, snapshot)
     assert left == [], left
+
+
+@pytest.mark.last
+def test_a_killed_node_is_cleaned_up_by_the_next(tmp_path: Path) -> None:
+    """A node whose daemons were killed, not stopped (a CI job or a session cut short), leaves its bridge, its
+    firewall table and a containerd shim behind. The next node's preflight removes them, from the killed node's
+    own snapshot, and refuses while a recorded daemon of it still runs."""
+    assert not bridge_exists(), "the previous test stopped the node"
+    killed = RealNode(tmp_path / "node", tmp_path, tmp_path / "kubeconfig", 0, progress=lambda _: None)
+    snapshot = host_snapshot()
+    # a process named like a daemon the node records (still running) and one like a shim naming the node's folder
+    daemon = subprocess.Popen(["sleep", "300"])
+    shim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", str(killed.workdir)])
+    try:
+        killed._save(snapshot=snapshot, pids={"sleep": daemon.pid}, started=time.time())
+        OWNER_FILE.parent.mkdir(parents=True, exist_ok=True)
+        OWNER_FILE.write_text(str(killed.workdir))
+        killed._network()
+        assert bridge_exists() and leftovers(killed.workdir, snapshot) != []
+        refusal = reclaim_left_behind(progress=lambda _: None)
+        assert refusal is not None and "sleep" in refusal and "make cluster-down" in refusal, refusal
+        assert bridge_exists(), "a node whose daemon runs is left alone"
+        daemon.kill()
+        daemon.wait(timeout=10)
+        assert reclaim_left_behind(progress=lambda _: None) is None
+        assert shim.wait(timeout=10) == -signal.SIGKILL
+        assert leftovers(killed.workdir, snapshot) == []
+        assert not OWNER_FILE.exists()
+    finally:
+        for proc in (daemon, shim):
+            proc.kill()
+        RealNode(killed.workdir, tmp_path, tmp_path / "kubeconfig", 0, progress=lambda _: None).down(quiet=True)

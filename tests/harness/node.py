@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from .daemons import DaemonState
+from .daemons import DaemonState, pid_alive
 from .paths import ROOT, tool
 from .servers import Process, free_port, wait_for
 
@@ -53,6 +53,7 @@ KWOK_POD_RANGE = "10.244.0.0/16"  # kwok's fake pod addresses (no host behind th
 APISERVER_RELAY_PORT = 6443
 KUBELET_PORT = 10250
 NFT_TABLE = "lfp_node"
+OWN_NFT_TABLES = (f"inet {NFT_TABLE}", "ip kube-proxy", "ip6 kube-proxy")  # ours and kube-proxy's (nftables mode)
 CNI_NETWORK = "lfp"
 CNI_BIN_DIRS = ("/usr/lib/cni", "/opt/cni/bin")
 TAINT_KEY = "langflow-platform.dev/real-node"
@@ -71,6 +72,9 @@ REGISTRIES = ("docker.io", "registry-1.docker.io", "registry.k8s.io", "ghcr.io",
 # paths outside the node's folder that kubelet, libcni or containerd may create (removed at down if they were absent)
 HOST_PATHS = ("/var/lib/kubelet", "/var/lib/cni", "/etc/cni", "/run/containerd", "/var/log/containers", "/var/log/pods")
 COMPONENTS = ("containerd", "apiserver-relay", "coredns", "kube-proxy", "kubelet")
+# which node folder holds the bridge now: on tmpfs, so it is gone after a reboot exactly when the bridge is; a node
+# whose daemons were killed (a session or CI job cut short) is found from here and cleaned up by the next one
+OWNER_FILE = Path("/run/langflow-platform/node-owner")
 CACHE = Path(
     os.environ.get("LFP_CACHE")
     or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "langflow-platform"
@@ -128,7 +132,7 @@ def _port_in_use(port: int, host: str = "0.0.0.0") -> bool:
     return False
 
 
-def _bridge_exists() -> bool:
+def bridge_exists() -> bool:
     """The node's bridge is up: a node runs (or one was left behind)."""
     return _run("ip", "link", "show", BRIDGE, check=False).returncode == 0
 
@@ -224,8 +228,10 @@ class RealNode(DaemonState):
             problems.append("no memory cgroup controller under /sys/fs/cgroup (kubelet needs cgroups)")
         if _run("nft", "list", "tables", check=False).returncode != 0:
             problems.append("nftables does not work here (`nft list tables` failed): the kernel needs nf_tables")
-        if _bridge_exists():
-            problems.append(f"bridge {BRIDGE} exists already (a node left behind?): run `make cluster-down`")
+        if bridge_exists():
+            problem = reclaim_left_behind(self.progress)
+            if problem:
+                problems.append(problem)
         for port in (KUBELET_PORT,):
             if _port_in_use(port):
                 problems.append(
@@ -246,6 +252,8 @@ class RealNode(DaemonState):
         self.preflight()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._save(snapshot=host_snapshot(), pids={}, started=time.time())
+        OWNER_FILE.parent.mkdir(parents=True, exist_ok=True)
+        OWNER_FILE.write_text(str(self.workdir))
         try:
             step(f"bridge {BRIDGE} {NODE_IP}/24 and nftables table inet {NFT_TABLE} (no route off this machine)")
             self._network()
@@ -490,18 +498,20 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         return self._recorded_alive()
 
     # ------------------------------------------------------------------------------------------- down
-    def down(self, *, quiet: bool = False, grace: float = 30) -> None:
-        """Stop everything the node started and undo what it changed on the host. Safe to call twice."""
+    def down(self, *, quiet: bool = False, grace: float = 30, stop_pods: bool = True) -> None:
+        """Stop everything the node started and undo what it changed on the host. Safe to call twice.
+        `stop_pods=False`: its kubelet is gone already (a killed node), so its pods are not asked to stop."""
         state = self._state()
         if not state:
             return
         pids: dict[str, int] = state.get("pids", {})
-        if "kubelet" in pids and self.socket.exists():
+        if stop_pods and "kubelet" in pids and self.socket.exists():
             self._stop_pods(grace)
         self._stop_all([n for n in reversed(COMPONENTS) if n != "containerd"])
         self._kill_tasks()  # containerd's last tasks (and their shims) before containerd itself
         self._stop_all(["containerd"])
         self._kill_shims()
+        self._kill_pod_processes()
         self._unmount()
         snapshot = state.get("snapshot", {})
         for ns in set(_netns()) - set(snapshot.get("netns", [])):
@@ -518,6 +528,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         if not quiet:
             self.progress("node: stopped kubelet, kube-proxy, CoreDNS, relay, containerd; network and host restored")
         shutil.rmtree(self.workdir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            if OWNER_FILE.read_text().strip() == str(self.workdir):
+                OWNER_FILE.unlink()
 
     def _stop_pods(self, grace: float) -> None:
         """Let kubelet stop every pod (so CNI tears the network down) before it stops itself."""
@@ -580,6 +593,16 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             _run("nft", "flush", "chain", *chain.split(" ", 2), check=False)
         for chain in new:
             _run("nft", "delete", "chain", *chain.split(" ", 2), check=False)
+
+    @staticmethod
+    def _kill_pod_processes() -> None:
+        """Containers whose shim was killed with containerd (a killed node) keep running in kubelet's pod cgroups."""
+        root = Path("/sys/fs/cgroup")
+        for procs in [*root.glob("*/kubepods*/**/cgroup.procs"), *root.glob("kubepods*/**/cgroup.procs")]:
+            with contextlib.suppress(OSError, ValueError):
+                for pid in procs.read_text().split():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(int(pid), signal.SIGKILL)
 
     @staticmethod
     def _remove_cgroups() -> None:
@@ -738,6 +761,34 @@ def _volume_pool(root: Path) -> list[dict[str, Any]]:
     return objects
 
 
+def reclaim_left_behind(progress: Progress = print) -> str | None:
+    """The bridge exists: if no daemon of the node that made it runs (they were killed, not stopped), undo what
+    that node left on the host, from its own snapshot, and return None; else the problem, naming the fix."""
+    owner = Path(OWNER_FILE.read_text().strip()) if OWNER_FILE.exists() else None
+    workdir = owner or Path(tempfile.mkdtemp(prefix="lfp-left-behind-"))
+    left = RealNode(workdir, workdir, workdir / "kubeconfig", 0, progress=progress)
+    pids: dict[str, int] = left._state().get("pids", {})
+    alive = [n for n, pid in pids.items() if pid_alive(pid, left.executables.get(n, n))]
+    if alive or _port_in_use(KUBELET_PORT):
+        return (
+            f"bridge {BRIDGE} exists and a node runs ({', '.join(alive) or f'port {KUBELET_PORT} in use'}; "
+            f"folder {owner}): run `make cluster-down` in the checkout that started it"
+        )
+    if not left._state():
+        # no record of what the host looked like before it: remove only what is certainly the node's
+        snapshot = host_snapshot()
+        snapshot["nft_tables"] = [t for t in snapshot["nft_tables"] if t not in OWN_NFT_TABLES]
+        snapshot["netns"] = [n for n in snapshot["netns"] if not n.startswith("cni-")]
+        left._save(snapshot=snapshot, pids={})
+    progress(f"node: the node in {owner or 'an unknown folder'} was killed, not stopped; removing what it left")
+    left.down(quiet=True, stop_pods=False)
+    return (
+        f"bridge {BRIDGE} is still there after cleaning up a killed node: `ip link delete {BRIDGE}`"
+        if (bridge_exists())
+        else None
+    )
+
+
 def node_overlay() -> Path:
     """The harness-only values overlay that puts the buildable components on the real node."""
     return ROOT / "tests" / "harness" / "values" / "real-node.yaml"
@@ -747,7 +798,7 @@ def prepare_images(names: Sequence[str] | None = None, progress: Progress = prin
     """Build (or reuse) the images and import them into the node's containerd root with a containerd of its own,
     started and stopped here; a later `RealNode.up()` finds them imported. For runners whose per-test timeout
     must not pay for a cold build (pytest's session start). Does nothing while a node runs (its bridge exists)."""
-    if _bridge_exists():
+    if bridge_exists() and reclaim_left_behind(progress):
         progress(f"images: bridge {BRIDGE} exists (a node runs): it imports the images itself")
         return
     with tempfile.TemporaryDirectory(prefix="lfp-images-") as tmp:

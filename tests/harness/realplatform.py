@@ -323,6 +323,28 @@ def ready_seconds(pod: dict[str, Any]) -> float:
     return ready_at(pod) - timestamp(pod["metadata"]["creationTimestamp"])
 
 
+def start_phases(pod: dict[str, Any]) -> dict[str, float]:
+    """Where a pod's start went, in seconds from its creation, read from the pod's own status: when it was
+    scheduled, when each init container finished, when each container started, and when the pod was Ready."""
+    t0 = timestamp(pod["metadata"]["creationTimestamp"])
+    status = pod["status"]
+    conds = {c["type"]: c["lastTransitionTime"] for c in status.get("conditions", [])}
+    phases: dict[str, float] = {}
+    if "PodScheduled" in conds:
+        phases["scheduled"] = timestamp(conds["PodScheduled"]) - t0
+    for c in status.get("initContainerStatuses", []):
+        done = (c.get("state", {}).get("terminated") or {}).get("finishedAt")
+        if done:
+            phases[f"init {c['name']} done"] = timestamp(done) - t0
+    for c in status.get("containerStatuses", []):
+        started = (c.get("state", {}).get("running") or {}).get("startedAt")
+        if started:
+            phases[f"{c['name']} started"] = timestamp(started) - t0
+    if "Ready" in conds:
+        phases["ready"] = ready_seconds(pod)
+    return {k: round(v, 1) for k, v in sorted(phases.items(), key=lambda kv: kv[1])}
+
+
 def restart_deployment(
     cluster: Cluster, namespace: str, deployment: dict[str, Any], timeout: float = 300
 ) -> dict[str, Any]:
