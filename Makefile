@@ -45,10 +45,11 @@ cluster-up: tools ## start the local control plane, kwok nodes and the real node
 cluster-down: ## stop the local cluster and its real node; leaves nothing behind (processes, mounts, network, firewall)
 	@$(PY) -m tests.harness.cluster down
 
-loadtest: tools deps ## Locust against HOST (default: a local installation), then (local) the capacity curve and the runtime's throughput on the real node, then reports/load.html; DURATION=seconds STEPS=10,20,... SLOTS=1,2,3
+loadtest: tools deps ## Locust against HOST (default: a local installation), then (local) the capacity curve, the runtime's throughput and fresh pod starts on the real node, then reports/load.html; DURATION=seconds STEPS=10,20,... SLOTS=1,2,3 STARTS=20
 	@$(PY) -m loadtest.run $(if $(HOST),--host $(HOST)) $(if $(DURATION),--duration $(DURATION))
 	@$(if $(HOST),,$(PY) -m loadtest.capacity $(if $(STEPS),--steps $(STEPS)))
 	@$(if $(HOST),,$(PY) -m loadtest.throughput $(if $(SLOTS),--slots $(SLOTS)))
+	@$(if $(HOST),,$(PY) -m loadtest.starts $(if $(STARTS),--ide $(STARTS)))
 	@$(PY) -m loadtest.page
 
 dashboards: tools ## regenerate dashboards/*.json from dashboards/*.py

@@ -58,6 +58,7 @@ class System:
     cpu_limit: float | None = None
     deployment: dict[str, Any] = field(default_factory=dict)
     ready_s: float | None = None
+    phases: dict[str, float] = field(default_factory=dict)  # rp.start_phases of its fresh start
     catalogue: dict[str, Any] = field(default_factory=dict)
     cpu_samples: list[tuple[float, float]] = field(default_factory=list)
 
@@ -176,6 +177,7 @@ def summarise(system: System, figures: list[dict[str, Any]], node_cpus: float) -
         "users_per_core_p95_100ms": round(users / cores, 1),
         "users_per_core_used_p95_100ms": round(users / used, 1) if used else None,
         "ready_s": system.ready_s,
+        "start_phases_s": system.phases,
         "catalogue_after_ready": system.catalogue,
         "steps": figures,
     }
@@ -244,14 +246,15 @@ def fresh_start(cluster: Any, namespace: str, system: System) -> None:
     from tests.harness import realplatform as rp
 
     pod = rp.restart_deployment(cluster, namespace, system.deployment)
-    system.pod, system.ready_s = pod, round(rp.ready_seconds(pod), 1)
+    system.pod, system.ready_s, system.phases = pod, round(rp.ready_seconds(pod), 1), rp.start_phases(pod)
     first, warm = rp.first_and_warm_ms(rp.pod_url(pod), system.username, system.password, "/api/v1/all", warm=5)
     median = statistics.median(warm)
     system.catalogue = {"first_ms": first, "warm_ms": warm, "first_over_warm": round(first / median, 2)}
 
 
-def runtime_start(cluster: Any, namespace: str) -> float:
-    """Delete the runtime's first pod; seconds from the new pod's creation to Ready (the StatefulSet remakes it)."""
+def runtime_start(cluster: Any, namespace: str) -> tuple[float, dict[str, float]]:
+    """Delete the runtime's first pod; seconds from the new pod's creation to Ready (the StatefulSet remakes it),
+    and where they went (rp.start_phases)."""
     from tests.harness import realplatform as rp
 
     release = rp.Release(cluster, RELEASE, namespace)
@@ -266,7 +269,8 @@ def runtime_start(cluster: Any, namespace: str) -> float:
                 return p
         return None
 
-    return round(rp.ready_seconds(rp.wait_for(ready, 600, f"runtime pod {name} Ready again", interval=2)), 1)
+    pod = rp.wait_for(ready, 600, f"runtime pod {name} Ready again", interval=2)
+    return round(rp.ready_seconds(pod), 1), rp.start_phases(pod)
 
 
 def measure(
@@ -331,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     systems = install(cluster, args.namespace)
     for system in systems.values():  # one at a time: a start's CPU is part of what is measured
         fresh_start(cluster, args.namespace, system)
-    runtime_ready = runtime_start(cluster, args.namespace)
+    runtime_ready, runtime_phases = runtime_start(cluster, args.namespace)
     load_before = os.getloadavg()
     results = measure(systems, steps, args.step_seconds, args.settle_seconds, args.out, tuple(args.think))
     hpa = render_profile("prod").get("HorizontalPodAutoscaler", f"{RELEASE}-ide")
@@ -345,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
         "seed": seed_replicas(results["ours"], int(hpa["spec"]["maxReplicas"])),
         "ide_ready_s": systems["ours"].ready_s,
         "runtime_ready_s": runtime_ready,
+        "runtime_start_phases_s": runtime_phases,
+        "ide_start_phases_s": systems["ours"].phases,
         "machine": {"cpus": os.cpu_count(), "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
         "where": "local cluster, real node (kubelet + containerd); CPU from each pod's cgroup",
     }
@@ -360,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  fresh pod: Ready {r['ready_s']} s after creation; first /api/v1/all "
               f"{r['catalogue_after_ready'].get('first_ms')} ms, "
               f"{r['catalogue_after_ready'].get('first_over_warm')}x the warm median")  # fmt: skip
-    print(f"runtime pod: Ready {runtime_ready} s after creation")
+    print(f"runtime pod: Ready {runtime_ready} s after creation: {runtime_phases}")
     seed = doc["seed"]
     print(f"seed: {seed['seed_ide_users']} IDE users need {seed['replicas_needed']} IDE pods; the prod HPA allows "
           f"{seed['hpa_max_replicas']} ({seed['users_at_hpa_max']} users)")  # fmt: skip

@@ -4,10 +4,12 @@ Reads what the runs left in --reports (each part is optional; a missing one is n
 - load.json + load-latency.png / load-throughput.png (`python -m loadtest.run`: the platform scenario, targets);
 - capacity.json (`python -m loadtest.capacity`: p95 per IDE users step, ours and the baseline, start times);
 - throughput.json (`python -m loadtest.throughput`: flows/s of one runtime pod against its slots, IDE sync runs);
+- starts.json (`python -m loadtest.starts`: many fresh IDE and runtime pods, Ready seconds and their phases);
 - scaling.json + scaling.png (the scaling layer, `make test MARK=scaling`: replicas and queue depth over time).
 Plots are PNGs embedded as data URIs; the capacity plot is drawn here from capacity.json. The figures issue 18
 names (users_per_core_p95_100ms, baseline.users_per_core_p95_100ms, ide_ready_s, runtime_ready_s from
-capacity.json; runtime_flows_per_s_per_pod from throughput.json) are merged into load.json when those files exist.
+capacity.json; runtime_flows_per_s_per_pod from throughput.json) are merged into load.json when those files exist;
+with starts.json, ide_ready_s and runtime_ready_s are the p95 over its many starts (the p50 beside them).
 """
 
 from __future__ import annotations
@@ -77,7 +79,11 @@ def headline(cap: dict[str, Any]) -> dict[str, Any]:
 
 
 def merge_into_load_json(
-    path: Path, load: dict[str, Any], cap: dict[str, Any] | None, thr: dict[str, Any] | None = None
+    path: Path,
+    load: dict[str, Any],
+    cap: dict[str, Any] | None,
+    thr: dict[str, Any] | None = None,
+    starts: dict[str, Any] | None = None,
 ) -> None:
     if cap is not None:
         h = headline(cap)
@@ -91,6 +97,14 @@ def merge_into_load_json(
         for key in ("runtime_flows_per_s_per_pod", "runtime_flows_per_s_per_pod_by_flow", "runtime_pods_for_seed"):
             load[key] = thr[key]
         load["throughput"] = thr
+    if starts is not None:
+        for label in ("ide", "runtime"):
+            if starts[label]["starts"]:
+                load[f"{label}_ready_s"] = starts[label]["ready_s_p95"]
+                load[f"{label}_ready_s_p50"] = starts[label]["ready_s_p50"]
+        if starts["ide"].get("catalogue"):
+            load["ide_first_catalogue_over_warm_p95"] = starts["ide"]["catalogue"]["first_over_warm_p95"]
+        load["starts"] = starts
     path.write_text(json.dumps(load, indent=2) + "\n")
 
 
@@ -124,8 +138,8 @@ def _table(head: list[str], rows: list[list[Any]]) -> str:
 
 
 def build(reports: Path) -> str:
-    names = ("load.json", "capacity.json", "scaling.json", "throughput.json")
-    load, cap, scaling, thr = (_read(reports / n) for n in names)
+    names = ("load.json", "capacity.json", "scaling.json", "throughput.json", "starts.json")
+    load, cap, scaling, thr, starts = (_read(reports / n) for n in names)
     parts = ["<h1>Langflow platform: load report</h1>"]
     machine = (cap or load or {}).get("machine")
     if machine:
@@ -161,6 +175,19 @@ def build(reports: Path) -> str:
         rows.append(["first /api/v1/all on a fresh IDE pod <= 1.5x warm", f"{first.get('first_over_warm')}x",
                      f"{base['catalogue_after_ready'].get('first_over_warm')}x",
                      "met" if (first.get("first_over_warm") or 99) <= 1.5 else "MISSED"])  # fmt: skip
+    if starts:
+        for label, what in (("ide", "IDE"), ("runtime", "runtime")):
+            d = starts[label]
+            if d["starts"]:
+                rows.append([f"{what} pod creation -> Ready <= {starts['ready_target_s']:.0f} s, p95 of {d['starts']} "
+                             f"fresh starts", f"p95 {d['ready_s_p95']} s (p50 {d['ready_s_p50']} s)", "-",
+                             "met" if d["ready_s_p95"] <= starts["ready_target_s"] else "MISSED"])  # fmt: skip
+        c = starts["ide"].get("catalogue")
+        if c:
+            rows.append([f"first /api/v1/all on {starts['ide']['starts']} fresh IDE pods, p95 <= "
+                         f"{starts['first_over_warm_target']}x the warm p95", f"{c['first_over_warm_p95']}x", "-",
+                         "met" if (c["first_over_warm_p95"] or 99) <= starts["first_over_warm_target"]
+                         else "MISSED"])  # fmt: skip
     if thr:
         pods = thr["runtime_pods_for_seed"]
         ide = thr["ide_sync_flows_per_s_by_flow"]
@@ -205,6 +232,18 @@ def build(reports: Path) -> str:
     else:
         parts.append("<p>Not measured: run <code>make loadtest</code> on the local cluster "
                      "(python -m loadtest.throughput).</p>")  # fmt: skip
+    parts.append("<h2>Pod starts: where the seconds go</h2>")
+    if starts:
+        for label in ("ide", "runtime"):
+            d = starts[label]
+            if d["starts"]:
+                parts.append(f"<h3>{label}: {d['starts']} fresh pods, Ready p50 {d['ready_s_p50']} s, "
+                             f"p95 {d['ready_s_p95']} s</h3>")  # fmt: skip
+                parts.append(_table(["phase (median over the starts)", "seconds after creation"],
+                                    [[k, v] for k, v in d["phases_s_median"].items()]))  # fmt: skip
+    else:
+        parts.append("<p>Not measured: run <code>make loadtest</code> on the local cluster "
+                     "(python -m loadtest.starts).</p>")  # fmt: skip
     parts.append("<h2>Scaling: replicas and queue depth over time</h2>")
     png = reports / "scaling.png"
     if scaling and png.exists():
@@ -226,11 +265,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m loadtest.page", description=__doc__.split("\n\n")[0])
     p.add_argument("--reports", type=Path, default=ROOT / "reports")
     args = p.parse_args(argv)
-    load, cap, thr = (_read(args.reports / n) for n in ("load.json", "capacity.json", "throughput.json"))
+    names = ("load.json", "capacity.json", "throughput.json", "starts.json")
+    load, cap, thr, starts = (_read(args.reports / n) for n in names)
     if load is None and cap is None:
         p.error(f"no load.json or capacity.json in {args.reports}: run python -m loadtest.run / loadtest.capacity")
-    if load is not None and (cap is not None or thr is not None):
-        merge_into_load_json(args.reports / "load.json", load, cap, thr)
+    if load is not None and (cap is not None or thr is not None or starts is not None):
+        merge_into_load_json(args.reports / "load.json", load, cap, thr, starts)
     out = args.reports / "load.html"
     out.write_text(build(args.reports))
     print(f"page: {out}")
