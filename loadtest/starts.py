@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtest import report
-from loadtest.capacity import NAMESPACE, RELEASE, runtime_start
+from loadtest.capacity import NAMESPACE, RELEASE, ide_pod_start, runtime_start
 
 ROOT = Path(__file__).resolve().parents[1]
 READY_TARGET_S = 30.0
@@ -36,16 +36,9 @@ def ide_start(cluster: Any, namespace: str, credentials: tuple[str, str], warm: 
     """One restart of the IDE Deployment: Ready seconds, phases, first and warm catalogue requests (ms)."""
     from tests.harness import realplatform as rp
 
-    release = rp.Release(cluster, RELEASE, namespace)
-    pod = rp.restart_deployment(cluster, namespace, release.ide_deployment())
-    first, warm_ms = rp.first_and_warm_ms(rp.pod_url(pod), *credentials, "/api/v1/all", warm=warm, timeout=60)
-    return {
-        "pod": pod["metadata"]["name"],
-        "ready_s": round(rp.ready_seconds(pod), 1),
-        "phases_s": rp.start_phases(pod),
-        "first_ms": first,
-        "warm_ms": warm_ms,
-    }
+    deployment = rp.Release(cluster, RELEASE, namespace).ide_deployment()
+    pod, start = ide_pod_start(cluster, namespace, deployment, credentials, warm, timeout=60)
+    return {"pod": pod["metadata"]["name"], **start}
 
 
 def phase_medians(starts: list[dict[str, Any]]) -> dict[str, float]:

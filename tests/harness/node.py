@@ -765,28 +765,28 @@ def reclaim_left_behind(progress: Progress = print) -> str | None:
     """The bridge exists: if no daemon of the node that made it runs (they were killed, not stopped), undo what
     that node left on the host, from its own snapshot, and return None; else the problem, naming the fix."""
     owner = Path(OWNER_FILE.read_text().strip()) if OWNER_FILE.exists() else None
-    workdir = owner or Path(tempfile.mkdtemp(prefix="lfp-left-behind-"))
-    left = RealNode(workdir, workdir, workdir / "kubeconfig", 0, progress=progress)
-    pids: dict[str, int] = left._state().get("pids", {})
-    alive = [n for n, pid in pids.items() if pid_alive(pid, left.executables.get(n, n))]
+    left = RealNode(owner, owner, owner / "kubeconfig", 0, progress=progress) if owner else None
+    state = left._state() if left else {}
+    pids: dict[str, int] = state.get("pids", {})
+    alive = [n for n, pid in pids.items() if pid_alive(pid, RealNode.executables.get(n, n))]
     if alive or _port_in_use(KUBELET_PORT):
         return (
             f"bridge {BRIDGE} exists and a node runs ({', '.join(alive) or f'port {KUBELET_PORT} in use'}; "
             f"folder {owner}): run `make cluster-down` in the checkout that started it"
         )
-    if not left._state():
+    if left is None or not state:
         # no record of what the host looked like before it: remove only what is certainly the node's
+        workdir = owner or Path(tempfile.mkdtemp(prefix="lfp-left-behind-"))
+        left = RealNode(workdir, workdir, workdir / "kubeconfig", 0, progress=progress)
         snapshot = host_snapshot()
         snapshot["nft_tables"] = [t for t in snapshot["nft_tables"] if t not in OWN_NFT_TABLES]
         snapshot["netns"] = [n for n in snapshot["netns"] if not n.startswith("cni-")]
         left._save(snapshot=snapshot, pids={})
     progress(f"node: the node in {owner or 'an unknown folder'} was killed, not stopped; removing what it left")
     left.down(quiet=True, stop_pods=False)
-    return (
-        f"bridge {BRIDGE} is still there after cleaning up a killed node: `ip link delete {BRIDGE}`"
-        if (bridge_exists())
-        else None
-    )
+    if bridge_exists():
+        return f"bridge {BRIDGE} is still there after cleaning up a killed node: `ip link delete {BRIDGE}`"
+    return None
 
 
 def node_overlay() -> Path:
